@@ -5,18 +5,20 @@
 # %% auto #0
 __all__ = ['MLFLOW_VARIABLES', 'Settings', 'ConfigError', 'get_settings', 'settings_table']
 
-# %% ../nbs/00_config.ipynb #66ca9bd9
+# %% ../nbs/00_config.ipynb #9ca549ee
 from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# %% ../nbs/00_config.ipynb #f3a4c854
+# %% ../nbs/00_config.ipynb #adf36ce5
 class Settings(BaseSettings):
     "Project settings: environment variables `LD_<NAME>` (or a `.env` file) override the defaults."
     model_config = SettingsConfigDict(env_prefix="LD_", env_file=".env", extra="ignore", frozen=True)
 
     data_path: Path = Field(Path("data/credit_risk_dataset.csv"),
         description="Training data for `make run`; when the file is absent, synthetic data is generated instead")
+    synthetic_path: Path = Field(Path("data/synthetic/credit_risk_synthetic.csv"),
+        description="Where `make run` writes its synthetic data")
     synthetic_rows: int = Field(30_000, gt=0, description="Rows of synthetic data `make run` generates when the real file is absent")
     seed: int = Field(42, description="Seed for synthetic data, splits and searches")
     max_reject_share: float = Field(0.05, ge=0, le=1,
@@ -25,7 +27,7 @@ class Settings(BaseSettings):
     require_real_data: bool = Field(False,
         description="Tests on the real data fail, rather than skip, when `../shared/data/credit_risk_dataset.csv` is missing (CI sets it)")
 
-# %% ../nbs/00_config.ipynb #3c8c7a4e
+# %% ../nbs/00_config.ipynb #ab6221da
 class ConfigError(ValueError):
     "A setting has a value we cannot use."
 
@@ -37,7 +39,7 @@ def get_settings(**overrides) -> Settings:
         name = "LD_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
         raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
 
-# %% ../nbs/00_config.ipynb #9f240bc4
+# %% ../nbs/00_config.ipynb #4de9f8b6
 MLFLOW_VARIABLES = {
     "MLFLOW_TRACKING_URI": ("unset: `sqlite:///mlflow.db` and `./mlruns` in the working folder",
                             "MLflow tracking server and model registry (read by MLflow itself)"),

