@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['MLFLOW_VARIABLES', 'Settings', 'ConfigError', 'get_settings', 'settings_table']
 
-# %% ../nbs/00_config.ipynb #9ca549ee
+# %% ../nbs/00_config.ipynb #13832545
 from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# %% ../nbs/00_config.ipynb #adf36ce5
+# %% ../nbs/00_config.ipynb #a4a94174
 class Settings(BaseSettings):
     "Project settings: environment variables `LD_<NAME>` (or a `.env` file) override the defaults."
     model_config = SettingsConfigDict(env_prefix="LD_", env_file=".env", extra="ignore", frozen=True)
@@ -24,10 +24,21 @@ class Settings(BaseSettings):
     max_reject_share: float = Field(0.05, ge=0, le=1,
         description="Validation fails when more than this share of rows breaks the data contract")
     runs_dir: Path = Field(Path("runs"), description="Where `make run` writes each run's outputs (`runs/<timestamp>/`)")
+    experiment: str = Field("loan-default", description="MLflow experiment that training runs are logged to")
+    model_name: str = Field("loan-default", description="Registered model name in the MLflow model registry")
+    time_budget_s: float = Field(120.0, gt=0, description="Seconds the hyperparameter search may take")
+    threshold_policy: str = Field("f1", pattern="^(f1|cost)$",
+        description="How the decision threshold is chosen on validation data: `f1` (maximise F1) or `cost`")
+    loss_given_default: float = Field(0.6, gt=0, description="Cost policy: share of the loan lost when a borrower defaults")
+    margin: float = Field(0.1, gt=0, description="Cost policy: share of the loan earned on a good loan (lost when it is declined)")
+    min_f1: float = Field(0.80, ge=0, le=1, description="Registration gate: minimum test F1")
+    min_roc_auc: float = Field(0.90, ge=0, le=1, description="Registration gate: minimum test ROC AUC")
+    gate_tolerance: float = Field(0.0, ge=0, le=1,
+        description="Registration gate: how much worse than @production (F1, ROC AUC on the challenger's test split) is still accepted")
     require_real_data: bool = Field(False,
         description="Tests on the real data fail, rather than skip, when `../shared/data/credit_risk_dataset.csv` is missing (CI sets it)")
 
-# %% ../nbs/00_config.ipynb #ab6221da
+# %% ../nbs/00_config.ipynb #163d669b
 class ConfigError(ValueError):
     "A setting has a value we cannot use."
 
@@ -39,7 +50,7 @@ def get_settings(**overrides) -> Settings:
         name = "LD_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
         raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
 
-# %% ../nbs/00_config.ipynb #4de9f8b6
+# %% ../nbs/00_config.ipynb #5b0a8e79
 MLFLOW_VARIABLES = {
     "MLFLOW_TRACKING_URI": ("unset: `sqlite:///mlflow.db` and `./mlruns` in the working folder",
                             "MLflow tracking server and model registry (read by MLflow itself)"),
