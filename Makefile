@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the job notebooks ship inside the package (papermill runs them from any working folder)
+JOBS_COPY = mkdir -p loan_default/jobs && cp nbs/jobs/*.ipynb loan_default/jobs/
 
 .PHONY: run test install export check-sync lab lock
 
@@ -31,12 +33,14 @@ export: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/python tools/readme.py
 	$(BIN)/nbdev_clean
+	$(JOBS_COPY)
 
 ## make check-sync: fail when nbdev_export, nbdev_clean or the README would change a tracked file
 check-sync: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
 	$(BIN)/python tools/readme.py
+	$(JOBS_COPY)
 	@git diff --exit-code --stat -- . || (echo "generated files are out of date: run 'make export' and commit" >&2; exit 1)
 
 lab: $(STAMP)
