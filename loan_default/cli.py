@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['cli', 'validate', 'stats', 'synth', 'train', 'register', 'promote', 'rollback', 'run', 'pipeline', 'main', 'run_cli']
 
-# %% ../nbs/90_cli.ipynb #6dfdd482
+# %% ../nbs/90_cli.ipynb #3e4695b4
 import os, sys
 from pathlib import Path
 import click
 from .config import ConfigError, get_settings
 from .schema import DataError
 
-# %% ../nbs/90_cli.ipynb #30003798
+# %% ../nbs/90_cli.ipynb #0c895cf4
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     "Loan-default prediction: validate, describe, synthesize, train, register, promote, roll back, run jobs."
 
-# %% ../nbs/90_cli.ipynb #7b7c0184
+# %% ../nbs/90_cli.ipynb #11a3598b
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for clean, rejected and duplicate rows and report.json")
@@ -32,7 +32,7 @@ def validate(data, out, max_reject_share, clean_format, unlabeled):
     click.echo(f"{r['rows_in']:,} rows in: {r['rows_clean']:,} clean, {r['rows_rejected']:,} rejected, "
                f"{r['rows_duplicate']:,} duplicates ({r['reject_share']:.2%} rejected, limit {limit:.0%}) -> {out}")
 
-# %% ../nbs/90_cli.ipynb #0678daff
+# %% ../nbs/90_cli.ipynb #c708e274
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="JSON file to write")
@@ -43,7 +43,7 @@ def stats(data, out):
     s = dataset_stats(load_typed(data))
     click.echo(f"{s['rows']:,} rows described -> {write_stats(s, out)}")
 
-# %% ../nbs/90_cli.ipynb #18058a5f
+# %% ../nbs/90_cli.ipynb #c7227b8b
 @cli.command()
 @click.option("--rows", type=click.IntRange(1), default=30_000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -57,7 +57,7 @@ def synth(rows, seed, out, shift, clean):
     path = write_synthetic(out, n_rows=rows, seed=seed, shift=shift, dirty=not clean)
     click.echo(f"{rows:,} synthetic rows (seed {seed}{', shift ' + shift if shift else ''}) -> {path}")
 
-# %% ../nbs/90_cli.ipynb #bc5c2ffa
+# %% ../nbs/90_cli.ipynb #4e69c657
 def _settings(**overrides):
     "The settings, with command-line options that were given taking precedence."
     return get_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -73,7 +73,8 @@ def train(data, out, time_budget, seed, threshold_policy):
     from loan_default.pipeline import new_run_dir
     from loan_default.validate import validate_file
     from loan_default.stats import dataset_stats, write_stats
-    from loan_default.tracking import check_tracking, train_and_log
+    from loan_default.registry import check_tracking
+    from loan_default.tracking import train_and_log
     s = _settings(time_budget_s=time_budget, seed=seed, threshold_policy=threshold_policy)
     check_tracking()
     run_dir = Path(out) if out else new_run_dir(s.runs_dir)
@@ -85,7 +86,7 @@ def train(data, out, time_budget, seed, threshold_policy):
     click.echo(f"trained {result.candidate} (run {logged.run_id}): test ROC AUC {t['roc_auc']:.4f}, F1 {t['f1']:.4f}, "
                f"Brier {t['brier']:.4f} at threshold {result.threshold:.3f} -> {run_dir / 'train.json'}")
 
-# %% ../nbs/90_cli.ipynb #8ef1f71d
+# %% ../nbs/90_cli.ipynb #396bbe12
 def _registration_line(reg) -> str:
     if not reg.created: return f"{reg.name} version {reg.version} already holds run {reg.run_id}: nothing changed"
     return f"registered {reg.name}: version {reg.version} (@staging), from run {reg.run_id}"
@@ -96,7 +97,7 @@ def _registration_line(reg) -> str:
 def register(run_id, name):
     "Register a training run and set @staging, if it passes the gates; otherwise register nothing."
     from loan_default.registry import register as register_run
-    from loan_default.tracking import check_tracking
+    from loan_default.registry import check_tracking
     s = get_settings()
     check_tracking()
     reg = register_run(run_id, name or s.model_name, s.experiment, min_f1=s.min_f1, min_roc_auc=s.min_roc_auc, tolerance=s.gate_tolerance)
@@ -107,7 +108,7 @@ def register(run_id, name):
 def promote(name):
     "Move @staging to @production, remembering the version it replaces."
     from loan_default.registry import promote as promote_model
-    from loan_default.tracking import check_tracking
+    from loan_default.registry import check_tracking
     name = name or get_settings().model_name
     check_tracking()
     new, previous = promote_model(name)
@@ -118,13 +119,13 @@ def promote(name):
 def rollback(name):
     "Point @production back at the version it had before the last promote."
     from loan_default.registry import rollback as rollback_model
-    from loan_default.tracking import check_tracking
+    from loan_default.registry import check_tracking
     name = name or get_settings().model_name
     check_tracking()
     restored, replaced = rollback_model(name)
     click.echo(f"{name} @production back to version {restored} (was {replaced})")
 
-# %% ../nbs/90_cli.ipynb #4f025ea6
+# %% ../nbs/90_cli.ipynb #f9cbedb5
 def _param_value(text: str):
     from papermill.cli import _resolve_type
     return _resolve_type(text)
@@ -150,7 +151,7 @@ def run(job, params, out):
 def pipeline(data, out, time_budget, seed):
     "The whole pipeline: validate, describe, train and register (job notebooks, executed into the run folder)."
     from loan_default.pipeline import run_pipeline
-    from loan_default.tracking import check_tracking
+    from loan_default.registry import check_tracking
     uri = check_tracking()
     run = run_pipeline(data, out, time_budget_s=time_budget, seed=seed, progress=sys.stderr.isatty(), say=click.echo)
     t, reg = run.train["test"], run.registration
@@ -161,13 +162,21 @@ def pipeline(data, out, time_budget, seed):
     click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {where}"
                + (" (run it in this folder, then open http://127.0.0.1:5000)" if where == "mlflow ui" else ""))
 
-# %% ../nbs/90_cli.ipynb #fe4169a1
+# %% ../nbs/90_cli.ipynb #1b165e4e
 def _one_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
 
+def _quiet_libraries() -> None:
+    "Keep MLflow's INFO chatter and library warnings off the terminal: a command says one line, or `error: ...`."
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("LD_DEBUG"):
+        import warnings
+        warnings.filterwarnings("ignore", module=r"(mlflow|sklearn|lightgbm|pydantic|skops|papermill|pandas)(\.|$)")
+
 def main(argv=None):
     "Entry point of the `loan-default` console script."
+    _quiet_libraries()
     try:
         cli.main(args=argv, prog_name="loan-default", standalone_mode=False)
     except click.exceptions.Exit as e: sys.exit(e.exit_code)
@@ -183,7 +192,7 @@ def main(argv=None):
         click.echo(f"error: unexpected {type(e).__name__}: {_one_line(e)} (LD_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
 
-# %% ../nbs/90_cli.ipynb #4e7fc634
+# %% ../nbs/90_cli.ipynb #c9f76024
 def run_cli(*args) -> tuple[int, str]:
     "Run `loan-default ARGS` in-process: (exit code, everything printed). For tests and notebooks."
     from contextlib import redirect_stdout, redirect_stderr

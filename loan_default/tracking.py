@@ -4,10 +4,9 @@
 
 # %% auto #0
 __all__ = ['OUTPUT_COLUMNS', 'MODEL_CODE', 'MODEL_DISTRIBUTIONS', 'ModelInputError', 'model_input_frame', 'LoanDefaultModel',
-           'model_signature', 'pip_requirements', 'git_commit', 'TrackingError', 'check_tracking', 'LoggedRun',
-           'log_training', 'train_and_log']
+           'model_signature', 'pip_requirements', 'git_commit', 'LoggedRun', 'log_training', 'train_and_log']
 
-# %% ../nbs/07a_tracking.ipynb #5d9c44cf
+# %% ../nbs/07a_tracking.ipynb #4192f4df
 import json, subprocess, tempfile, time
 from dataclasses import dataclass
 from importlib.metadata import version as dist_version, PackageNotFoundError
@@ -18,8 +17,9 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 from .schema import COLUMN, FEATURES, TARGET, DataError, coerce
 from .profile import reference_profile, save_profile
+from .registry import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking
 
-# %% ../nbs/07a_tracking.ipynb #3d01f209
+# %% ../nbs/07a_tracking.ipynb #80695ab5
 class ModelInputError(DataError):
     "Rows the model cannot score: the message names the row and column."
 
@@ -40,7 +40,7 @@ def model_input_frame(df: pd.DataFrame) -> pd.DataFrame:
             raise ModelInputError(f"{_first_bad(typed[name].isna(), raw[name])}: {name} may not be missing")
     return typed
 
-# %% ../nbs/07a_tracking.ipynb #9316809b
+# %% ../nbs/07a_tracking.ipynb #e602336f
 OUTPUT_COLUMNS = ["probability_of_default", "predicted_default"]
 
 class LoanDefaultModel(mlflow.pyfunc.PythonModel):
@@ -60,7 +60,7 @@ class LoanDefaultModel(mlflow.pyfunc.PythonModel):
     def explain(self, model_input, top_k: int = 3) -> list:
         return self.model.explain(model_input_frame(pd.DataFrame(model_input)), top_k=top_k)
 
-# %% ../nbs/07a_tracking.ipynb #28021136
+# %% ../nbs/07a_tracking.ipynb #5bb5abea
 MODEL_CODE = '''"Built by loan_default.tracking: the pyfunc is defined in the package, logged from code (nothing pickled)."
 from mlflow.models import set_model
 from loan_default.tracking import LoanDefaultModel
@@ -75,7 +75,7 @@ def model_signature() -> ModelSignature:
     return ModelSignature(Schema([spec(COLUMN[n]) for n in FEATURES]),
                           Schema([ColSpec("double", "probability_of_default"), ColSpec("long", "predicted_default")]))
 
-# %% ../nbs/07a_tracking.ipynb #eb714d71
+# %% ../nbs/07a_tracking.ipynb #5c6b00cf
 MODEL_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "skops", "pandas", "numpy", "scipy", "pyarrow")
 
 def pip_requirements() -> list[str]:
@@ -86,7 +86,7 @@ def pip_requirements() -> list[str]:
         except PackageNotFoundError: pass
     return out
 
-# %% ../nbs/07a_tracking.ipynb #9e23cdbc
+# %% ../nbs/07a_tracking.ipynb #686e1f74
 def git_commit(path=None) -> str:
     "The commit checked out where the package lives (`unknown` when it is not a git checkout); `+dirty` with local changes."
     where = Path(path) if path else Path(__file__).resolve().parent
@@ -111,20 +111,7 @@ def _metrics(split: str, m: dict) -> dict:
     out |= {f"{split}_{k}": float(v) for k, v in (m.get("confusion_matrix") or {}).items()}
     return out
 
-# %% ../nbs/07a_tracking.ipynb #2940c0b0
-class TrackingError(DataError):
-    "The MLflow tracking server cannot be used."
-
-def check_tracking(timeout: float = 3.0) -> str:
-    "The tracking URI in use; `TrackingError` when it is an http(s) server that does not answer."
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        import requests
-        try: requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
-        except requests.RequestException: raise TrackingError(f"MLflow tracking server at {uri} does not answer") from None
-    return uri
-
-# %% ../nbs/07a_tracking.ipynb #6f7cfb82
+# %% ../nbs/07a_tracking.ipynb #c2b8fe9f
 @dataclass
 class LoggedRun:
     "Where a training run went."
@@ -141,8 +128,9 @@ def _log_json(obj, path: str) -> None: mlflow.log_dict(json.loads(json.dumps(obj
 
 def _log_frames(result, folder: Path) -> None:
     test = result.splits["test"][FEATURES + [TARGET]].reset_index(drop=True)
-    test.to_parquet(folder / "test.parquet", index=False)
-    mlflow.log_artifact(str(folder / "test.parquet"), "data")
+    split_file = folder / Path(TEST_SPLIT).name
+    test.to_parquet(split_file, index=False)
+    mlflow.log_artifact(str(split_file), str(Path(TEST_SPLIT).parent))
     result.search_results.to_csv(folder / "search_results.csv", index=False)
     mlflow.log_artifact(str(folder / "search_results.csv"))
 
@@ -157,7 +145,7 @@ def _log_model(result, folder: Path, profile: dict):
         code_paths=[str(Path(__file__).resolve().parent)], signature=model_signature(), input_example=example,
         pip_requirements=pip_requirements())
 
-# %% ../nbs/07a_tracking.ipynb #b25b4633
+# %% ../nbs/07a_tracking.ipynb #3ba0c637
 def log_training(result, data_path, validation_report: dict | None = None, stats: dict | None = None,
                  experiment: str = "loan-default", run_name: str | None = None) -> LoggedRun:
     "Log a `TrainResult` (params, data fingerprint, metrics, plots, test split, model with its reference profile) as one MLflow run."
@@ -168,7 +156,7 @@ def log_training(result, data_path, validation_report: dict | None = None, stats
     profile = reference_profile(train, scores=result.model.predict_proba(train[FEATURES]))
     with mlflow.start_run(run_name=run_name or f"train-{time.strftime('%Y%m%d-%H%M%S')}") as run, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        mlflow.set_tags({"loan_default.kind": "training", "git.commit": git_commit(), "data.sha256": report.get("sha256", "unknown"),
+        mlflow.set_tags({KIND_TAG: TRAINING, "git.commit": git_commit(), "data.sha256": report.get("sha256", "unknown"),
                          "data.path": str(Path(data_path).resolve()), "candidate": result.candidate})
         mlflow.log_params(_flat(dict(model=result.params, split={"seed": result.seed, **{f"rows_{k}": len(v) for k, v in result.splits.items()}},
                                      data={k: report.get(k) for k in ("rows_in", "rows_clean", "rows_rejected", "rows_duplicate")},
@@ -184,10 +172,10 @@ def log_training(result, data_path, validation_report: dict | None = None, stats
         _log_figures(result.plots)
         _log_frames(result, tmp)
         info = _log_model(result, tmp, profile)
-        mlflow.set_tag("model_uri", info.model_uri)
+        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         return LoggedRun(run.info.run_id, run.info.experiment_id, info.model_uri, uri)
 
-# %% ../nbs/07a_tracking.ipynb #33a706cd
+# %% ../nbs/07a_tracking.ipynb #7853c44a
 def train_and_log(run_dir, data_path, time_budget_s: float = 120.0, seed: int = 42, threshold_policy: str = "f1",
                   loss_given_default: float = 0.6, margin: float = 0.1, experiment: str = "loan-default"):
     "Train on `run_dir/validation/clean.csv`, log the run to MLflow, write `run_dir/train.json`; return (TrainResult, LoggedRun)."
