@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['cli', 'validate', 'stats', 'synth', 'train', 'register', 'promote', 'rollback', 'run', 'pipeline', 'main', 'run_cli']
 
-# %% ../nbs/90_cli.ipynb #3e4695b4
+# %% ../nbs/90_cli.ipynb #0b0f808f
 import os, sys
 from pathlib import Path
 import click
 from .config import ConfigError, get_settings
 from .schema import DataError
 
-# %% ../nbs/90_cli.ipynb #0c895cf4
+# %% ../nbs/90_cli.ipynb #935e6a9e
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     "Loan-default prediction: validate, describe, synthesize, train, register, promote, roll back, run jobs."
 
-# %% ../nbs/90_cli.ipynb #11a3598b
+# %% ../nbs/90_cli.ipynb #4d24d463
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for clean, rejected and duplicate rows and report.json")
@@ -32,7 +32,7 @@ def validate(data, out, max_reject_share, clean_format, unlabeled):
     click.echo(f"{r['rows_in']:,} rows in: {r['rows_clean']:,} clean, {r['rows_rejected']:,} rejected, "
                f"{r['rows_duplicate']:,} duplicates ({r['reject_share']:.2%} rejected, limit {limit:.0%}) -> {out}")
 
-# %% ../nbs/90_cli.ipynb #c708e274
+# %% ../nbs/90_cli.ipynb #de15dfff
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="JSON file to write")
@@ -43,7 +43,7 @@ def stats(data, out):
     s = dataset_stats(load_typed(data))
     click.echo(f"{s['rows']:,} rows described -> {write_stats(s, out)}")
 
-# %% ../nbs/90_cli.ipynb #c7227b8b
+# %% ../nbs/90_cli.ipynb #4313852e
 @cli.command()
 @click.option("--rows", type=click.IntRange(1), default=30_000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -57,7 +57,7 @@ def synth(rows, seed, out, shift, clean):
     path = write_synthetic(out, n_rows=rows, seed=seed, shift=shift, dirty=not clean)
     click.echo(f"{rows:,} synthetic rows (seed {seed}{', shift ' + shift if shift else ''}) -> {path}")
 
-# %% ../nbs/90_cli.ipynb #4e69c657
+# %% ../nbs/90_cli.ipynb #f6622508
 def _settings(**overrides):
     "The settings, with command-line options that were given taking precedence."
     return get_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -86,7 +86,7 @@ def train(data, out, time_budget, seed, threshold_policy):
     click.echo(f"trained {result.candidate} (run {logged.run_id}): test ROC AUC {t['roc_auc']:.4f}, F1 {t['f1']:.4f}, "
                f"Brier {t['brier']:.4f} at threshold {result.threshold:.3f} -> {run_dir / 'train.json'}")
 
-# %% ../nbs/90_cli.ipynb #396bbe12
+# %% ../nbs/90_cli.ipynb #3358c6a8
 def _registration_line(reg) -> str:
     if not reg.created: return f"{reg.name} version {reg.version} already holds run {reg.run_id}: nothing changed"
     return f"registered {reg.name}: version {reg.version} (@staging), from run {reg.run_id}"
@@ -125,7 +125,7 @@ def rollback(name):
     restored, replaced = rollback_model(name)
     click.echo(f"{name} @production back to version {restored} (was {replaced})")
 
-# %% ../nbs/90_cli.ipynb #f9cbedb5
+# %% ../nbs/90_cli.ipynb #c6920afa
 def _param_value(text: str):
     from papermill.cli import _resolve_type
     return _resolve_type(text)
@@ -162,7 +162,7 @@ def pipeline(data, out, time_budget, seed):
     click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {where}"
                + (" (run it in this folder, then open http://127.0.0.1:5000)" if where == "mlflow ui" else ""))
 
-# %% ../nbs/90_cli.ipynb #1b165e4e
+# %% ../nbs/90_cli.ipynb #755f9574
 def _one_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
@@ -192,7 +192,7 @@ def main(argv=None):
         click.echo(f"error: unexpected {type(e).__name__}: {_one_line(e)} (LD_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
 
-# %% ../nbs/90_cli.ipynb #c9f76024
+# %% ../nbs/90_cli.ipynb #d54f6298
 def run_cli(*args) -> tuple[int, str]:
     "Run `loan-default ARGS` in-process: (exit code, everything printed). For tests and notebooks."
     from contextlib import redirect_stdout, redirect_stderr

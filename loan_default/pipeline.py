@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = ['JOBS', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job', 'PipelineRun', 'new_run_dir', 'run_pipeline']
 
-# %% ../nbs/08_pipeline.ipynb #76191c45
+# %% ../nbs/08_pipeline.ipynb #be5556c2
 import json, time
 from dataclasses import dataclass, field
 from pathlib import Path
+import loan_default
 from .config import Settings, get_settings
 from .schema import DataError
 from .synth import write_synthetic
 
-# %% ../nbs/08_pipeline.ipynb #ad6bf6eb
+# %% ../nbs/08_pipeline.ipynb #6cf36063
 def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path:
     "The file to run on: `data` if given, else the configured real file, else freshly generated synthetic data."
     if data is not None: return Path(data)
@@ -24,7 +25,7 @@ def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path
         "the README says how to get the real file")
     return path
 
-# %% ../nbs/08_pipeline.ipynb #82dc6305
+# %% ../nbs/08_pipeline.ipynb #97109672
 JOBS = ("validate", "stats", "train", "register")
 
 class JobError(DataError):
@@ -32,7 +33,7 @@ class JobError(DataError):
 
 def jobs_dir() -> Path:
     "Where the job notebooks are: inside the installed package."
-    return Path(__file__).resolve().parent / "jobs"
+    return Path(loan_default.__file__).resolve().parent / "jobs"
 
 def job_path(name: str) -> Path:
     "The notebook of job `name`, or `JobError` naming the jobs there are."
@@ -45,17 +46,25 @@ def _reason(e) -> str:
     value = str(getattr(e, "evalue", "") or e).strip().splitlines()
     return (value[0] if value else getattr(e, "ename", type(e).__name__))
 
+def _ipc_kernel_manager():
+    "A kernel manager on unix sockets: no TCP ports opened, and no 'running over TCP' warning on the user's terminal."
+    from jupyter_client.manager import AsyncKernelManager
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw): super().__init__(**(kw | dict(transport="ipc")))
+    return IPCKernelManager
+
 def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     "Execute job `name` with `params` into `out_dir/<name>.ipynb`; `JobError` with the cell's reason when it fails."
     import papermill as pm
     src = job_path(name)
     out = Path(out_dir) / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    try: pm.execute_notebook(str(src), str(out), parameters=params, progress_bar=progress, kernel_name="python3", log_output=False)
+    try: pm.execute_notebook(str(src), str(out), parameters=params, progress_bar=progress, kernel_name="python3", log_output=False,
+                             kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
     return out
 
-# %% ../nbs/08_pipeline.ipynb #f4e45361
+# %% ../nbs/08_pipeline.ipynb #fa18b189
 @dataclass
 class PipelineRun:
     "Where a run's outputs are and what it found."
@@ -90,7 +99,7 @@ def _log_notebooks(run_dir: Path, notebooks: list) -> None:
     for nb in notebooks:
         if nb.exists(): client.log_artifact(run_id, str(nb), "jobs")
 
-# %% ../nbs/08_pipeline.ipynb #7ecc7794
+# %% ../nbs/08_pipeline.ipynb #b1d5da49
 def run_pipeline(data=None, out=None, settings: Settings | None = None, time_budget_s: float | None = None,
                  seed: int | None = None, model_name: str | None = None, progress: bool = False, say=print) -> PipelineRun:
     "Validate, describe, train and register: the job notebooks in order, executed into a new run folder."

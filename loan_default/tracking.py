@@ -6,7 +6,7 @@
 __all__ = ['OUTPUT_COLUMNS', 'MODEL_CODE', 'MODEL_DISTRIBUTIONS', 'ModelInputError', 'model_input_frame', 'LoanDefaultModel',
            'model_signature', 'pip_requirements', 'git_commit', 'LoggedRun', 'log_training', 'train_and_log']
 
-# %% ../nbs/07a_tracking.ipynb #4192f4df
+# %% ../nbs/07a_tracking.ipynb #a98965ed
 import json, subprocess, tempfile, time
 from dataclasses import dataclass
 from importlib.metadata import version as dist_version, PackageNotFoundError
@@ -15,17 +15,16 @@ import numpy as np, pandas as pd
 import mlflow
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
-from .schema import COLUMN, FEATURES, TARGET, DataError, coerce
+import loan_default
+from .schema import COLUMN, FEATURES, NULLABLE, TARGET, DataError, coerce
 from .profile import reference_profile, save_profile
 from .registry import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking
 
-# %% ../nbs/07a_tracking.ipynb #80695ab5
+# %% ../nbs/07a_tracking.ipynb #51a8038e
 class ModelInputError(DataError):
     "Rows the model cannot score: the message names the row and column."
 
-def _first_bad(mask: pd.Series, values: pd.Series) -> str:
-    i = int(np.flatnonzero(mask.to_numpy())[0])
-    return f"row {i}: {values.name} {values.iloc[i]!r}"
+def _first(mask: pd.Series) -> int: return int(np.flatnonzero(mask.to_numpy())[0])
 
 def model_input_frame(df: pd.DataFrame) -> pd.DataFrame:
     "The 11 applicant columns of `df`, typed (numbers float64, categories object), or `ModelInputError`."
@@ -35,12 +34,13 @@ def model_input_frame(df: pd.DataFrame) -> pd.DataFrame:
     raw = df.reset_index(drop=True).reindex(columns=FEATURES)
     typed, unreadable = coerce(raw)
     for name in FEATURES:
-        if unreadable[name].any(): raise ModelInputError(f"{_first_bad(unreadable[name], raw[name])} is not a number")
+        if unreadable[name].any():
+            i = _first(unreadable[name]); raise ModelInputError(f"row {i}: {name} {raw[name].iloc[i]!r} is not a number")
         if not COLUMN[name].nullable and typed[name].isna().any():
-            raise ModelInputError(f"{_first_bad(typed[name].isna(), raw[name])}: {name} may not be missing")
+            raise ModelInputError(f"row {_first(typed[name].isna())}: {name} is missing (only {' and '.join(NULLABLE)} may be)")
     return typed
 
-# %% ../nbs/07a_tracking.ipynb #e602336f
+# %% ../nbs/07a_tracking.ipynb #38e88e51
 OUTPUT_COLUMNS = ["probability_of_default", "predicted_default"]
 
 class LoanDefaultModel(mlflow.pyfunc.PythonModel):
@@ -60,7 +60,7 @@ class LoanDefaultModel(mlflow.pyfunc.PythonModel):
     def explain(self, model_input, top_k: int = 3) -> list:
         return self.model.explain(model_input_frame(pd.DataFrame(model_input)), top_k=top_k)
 
-# %% ../nbs/07a_tracking.ipynb #5bb5abea
+# %% ../nbs/07a_tracking.ipynb #b66f0a1e
 MODEL_CODE = '''"Built by loan_default.tracking: the pyfunc is defined in the package, logged from code (nothing pickled)."
 from mlflow.models import set_model
 from loan_default.tracking import LoanDefaultModel
@@ -75,7 +75,7 @@ def model_signature() -> ModelSignature:
     return ModelSignature(Schema([spec(COLUMN[n]) for n in FEATURES]),
                           Schema([ColSpec("double", "probability_of_default"), ColSpec("long", "predicted_default")]))
 
-# %% ../nbs/07a_tracking.ipynb #5c6b00cf
+# %% ../nbs/07a_tracking.ipynb #572ea053
 MODEL_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "skops", "pandas", "numpy", "scipy", "pyarrow")
 
 def pip_requirements() -> list[str]:
@@ -86,10 +86,12 @@ def pip_requirements() -> list[str]:
         except PackageNotFoundError: pass
     return out
 
-# %% ../nbs/07a_tracking.ipynb #686e1f74
+# %% ../nbs/07a_tracking.ipynb #1a3db95a
+def _package_dir() -> Path: return Path(loan_default.__file__).resolve().parent
+
 def git_commit(path=None) -> str:
     "The commit checked out where the package lives (`unknown` when it is not a git checkout); `+dirty` with local changes."
-    where = Path(path) if path else Path(__file__).resolve().parent
+    where = Path(path) if path else _package_dir()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0: return "unknown"
@@ -111,7 +113,7 @@ def _metrics(split: str, m: dict) -> dict:
     out |= {f"{split}_{k}": float(v) for k, v in (m.get("confusion_matrix") or {}).items()}
     return out
 
-# %% ../nbs/07a_tracking.ipynb #c2b8fe9f
+# %% ../nbs/07a_tracking.ipynb #ba1c8bec
 @dataclass
 class LoggedRun:
     "Where a training run went."
@@ -142,10 +144,10 @@ def _log_model(result, folder: Path, profile: dict):
     example = result.splits["test"][FEATURES].head(3).reset_index(drop=True)
     return mlflow.pyfunc.log_model(name="model", python_model=str(code_file),
         artifacts={"model": str(model_file), "reference_profile": str(profile_file)},
-        code_paths=[str(Path(__file__).resolve().parent)], signature=model_signature(), input_example=example,
+        code_paths=[str(_package_dir())], signature=model_signature(), input_example=example,
         pip_requirements=pip_requirements())
 
-# %% ../nbs/07a_tracking.ipynb #3ba0c637
+# %% ../nbs/07a_tracking.ipynb #6784fbfa
 def log_training(result, data_path, validation_report: dict | None = None, stats: dict | None = None,
                  experiment: str = "loan-default", run_name: str | None = None) -> LoggedRun:
     "Log a `TrainResult` (params, data fingerprint, metrics, plots, test split, model with its reference profile) as one MLflow run."
@@ -175,7 +177,7 @@ def log_training(result, data_path, validation_report: dict | None = None, stats
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         return LoggedRun(run.info.run_id, run.info.experiment_id, info.model_uri, uri)
 
-# %% ../nbs/07a_tracking.ipynb #7853c44a
+# %% ../nbs/07a_tracking.ipynb #18f459ca
 def train_and_log(run_dir, data_path, time_budget_s: float = 120.0, seed: int = 42, threshold_policy: str = "f1",
                   loss_given_default: float = 0.6, margin: float = 0.1, experiment: str = "loan-default"):
     "Train on `run_dir/validation/clean.csv`, log the run to MLflow, write `run_dir/train.json`; return (TrainResult, LoggedRun)."
