@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['MLFLOW_VARIABLES', 'Settings', 'ConfigError', 'get_settings', 'settings_table']
 
-# %% ../nbs/00_config.ipynb #13832545
+# %% ../nbs/00_config.ipynb #9f7699ae
 from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# %% ../nbs/00_config.ipynb #a4a94174
+# %% ../nbs/00_config.ipynb #224b5247
 class Settings(BaseSettings):
     "Project settings: environment variables `LD_<NAME>` (or a `.env` file) override the defaults."
     model_config = SettingsConfigDict(env_prefix="LD_", env_file=".env", extra="ignore", frozen=True)
@@ -33,12 +33,16 @@ class Settings(BaseSettings):
     margin: float = Field(0.1, gt=0, description="Cost policy: share of the loan earned on a good loan (lost when it is declined)")
     min_f1: float = Field(0.80, ge=0, le=1, description="Registration gate: minimum test F1")
     min_roc_auc: float = Field(0.90, ge=0, le=1, description="Registration gate: minimum test ROC AUC")
+    synthetic_min_f1: float = Field(0.60, ge=0, le=1,
+        description="Registration gate used instead of `LD_MIN_F1` when `make run` falls back to synthetic data (its signal is weaker than the real file's)")
+    synthetic_min_roc_auc: float = Field(0.85, ge=0, le=1,
+        description="Registration gate used instead of `LD_MIN_ROC_AUC` when `make run` falls back to synthetic data")
     gate_tolerance: float = Field(0.0, ge=0, le=1,
         description="Registration gate: how much worse than @production (F1, ROC AUC on the challenger's test split) is still accepted")
     require_real_data: bool = Field(False,
         description="Tests on the real data fail, rather than skip, when `../shared/data/credit_risk_dataset.csv` is missing (CI sets it)")
 
-# %% ../nbs/00_config.ipynb #163d669b
+# %% ../nbs/00_config.ipynb #5e0fe167
 class ConfigError(ValueError):
     "A setting has a value we cannot use."
 
@@ -50,7 +54,7 @@ def get_settings(**overrides) -> Settings:
         name = "LD_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
         raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
 
-# %% ../nbs/00_config.ipynb #5b0a8e79
+# %% ../nbs/00_config.ipynb #8461da57
 MLFLOW_VARIABLES = {
     "MLFLOW_TRACKING_URI": ("unset: `sqlite:///mlflow.db` and `./mlruns` in the working folder",
                             "MLflow tracking server and model registry (read by MLflow itself)"),

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JOBS', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job', 'PipelineRun', 'new_run_dir', 'run_pipeline']
 
-# %% ../nbs/08_pipeline.ipynb #be5556c2
+# %% ../nbs/08_pipeline.ipynb #211d3a41
 import json, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .config import Settings, get_settings
 from .schema import DataError
 from .synth import write_synthetic
 
-# %% ../nbs/08_pipeline.ipynb #6cf36063
+# %% ../nbs/08_pipeline.ipynb #a4cdbadd
 def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path:
     "The file to run on: `data` if given, else the configured real file, else freshly generated synthetic data."
     if data is not None: return Path(data)
@@ -25,7 +25,7 @@ def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path
         "the README says how to get the real file")
     return path
 
-# %% ../nbs/08_pipeline.ipynb #97109672
+# %% ../nbs/08_pipeline.ipynb #7940bb17
 JOBS = ("validate", "stats", "train", "register")
 
 class JobError(DataError):
@@ -64,7 +64,7 @@ def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
     return out
 
-# %% ../nbs/08_pipeline.ipynb #fa18b189
+# %% ../nbs/08_pipeline.ipynb #e5314ddc
 @dataclass
 class PipelineRun:
     "Where a run's outputs are and what it found."
@@ -83,11 +83,15 @@ def new_run_dir(root) -> Path:
         except FileExistsError: continue
     raise FileExistsError(f"cannot create a new run folder under {root}")
 
-def _job_params(run_dir: Path, data_path: Path, time_budget_s, seed, model_name) -> dict:
+def _gates(s: Settings, synthetic: bool) -> dict:
+    "The register job's minimums: the configured ones, or the synthetic-data ones when the pipeline generated its data."
+    return dict(min_f1=s.synthetic_min_f1, min_roc_auc=s.synthetic_min_roc_auc) if synthetic else dict(min_f1=None, min_roc_auc=None)
+
+def _job_params(run_dir: Path, data_path: Path, time_budget_s, seed, model_name, gates: dict) -> dict:
     return dict(validate=dict(data_path=str(data_path), out_dir=str(run_dir / "validation")),
                 stats=dict(data_path=str(run_dir / "validation" / "clean.csv"), out_path=str(run_dir / "stats.json")),
                 train=dict(run_dir=str(run_dir), data_path=str(data_path), time_budget_s=time_budget_s, seed=seed),
-                register=dict(run_dir=str(run_dir), model_name=model_name))
+                register=dict(run_dir=str(run_dir), model_name=model_name, **gates))
 
 def _log_notebooks(run_dir: Path, notebooks: list) -> None:
     "Log the executed job notebooks to the MLflow run the train job created (if it got that far)."
@@ -99,7 +103,7 @@ def _log_notebooks(run_dir: Path, notebooks: list) -> None:
     for nb in notebooks:
         if nb.exists(): client.log_artifact(run_id, str(nb), "jobs")
 
-# %% ../nbs/08_pipeline.ipynb #b1d5da49
+# %% ../nbs/08_pipeline.ipynb #038bf72c
 def run_pipeline(data=None, out=None, settings: Settings | None = None, time_budget_s: float | None = None,
                  seed: int | None = None, model_name: str | None = None, progress: bool = False, say=print) -> PipelineRun:
     "Validate, describe, train and register: the job notebooks in order, executed into a new run folder."
@@ -107,7 +111,10 @@ def run_pipeline(data=None, out=None, settings: Settings | None = None, time_bud
     path = resolve_data(data, s, say)
     run_dir = Path(out) if out else new_run_dir(s.runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    params = _job_params(run_dir.resolve(), path.resolve(), time_budget_s, seed, model_name)
+    synthetic = data is None and path != s.data_path
+    if synthetic: say(f"synthetic data: registration gates F1 >= {s.synthetic_min_f1:g}, ROC AUC >= {s.synthetic_min_roc_auc:g} "
+                      "(LD_SYNTHETIC_MIN_*; the real file is held to LD_MIN_F1 and LD_MIN_ROC_AUC)")
+    params = _job_params(run_dir.resolve(), path.resolve(), time_budget_s, seed, model_name, _gates(s, synthetic))
     run = PipelineRun(run_dir, path)
     try:
         for name in JOBS:
