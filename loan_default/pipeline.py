@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JOBS', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job', 'PipelineRun', 'new_run_dir', 'run_pipeline']
 
-# %% ../nbs/08_pipeline.ipynb #211d3a41
+# %% ../nbs/08_pipeline.ipynb #2a53d4d9
 import json, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .config import Settings, get_settings
 from .schema import DataError
 from .synth import write_synthetic
 
-# %% ../nbs/08_pipeline.ipynb #a4cdbadd
+# %% ../nbs/08_pipeline.ipynb #d7dcc690
 def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path:
     "The file to run on: `data` if given, else the configured real file, else freshly generated synthetic data."
     if data is not None: return Path(data)
@@ -25,7 +25,7 @@ def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path
         "the README says how to get the real file")
     return path
 
-# %% ../nbs/08_pipeline.ipynb #7940bb17
+# %% ../nbs/08_pipeline.ipynb #0433136a
 JOBS = ("validate", "stats", "train", "register")
 
 class JobError(DataError):
@@ -64,7 +64,7 @@ def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
     return out
 
-# %% ../nbs/08_pipeline.ipynb #e5314ddc
+# %% ../nbs/08_pipeline.ipynb #3a3a08a4
 @dataclass
 class PipelineRun:
     "Where a run's outputs are and what it found."
@@ -103,7 +103,7 @@ def _log_notebooks(run_dir: Path, notebooks: list) -> None:
     for nb in notebooks:
         if nb.exists(): client.log_artifact(run_id, str(nb), "jobs")
 
-# %% ../nbs/08_pipeline.ipynb #038bf72c
+# %% ../nbs/08_pipeline.ipynb #eae8ecb4
 def run_pipeline(data=None, out=None, settings: Settings | None = None, time_budget_s: float | None = None,
                  seed: int | None = None, model_name: str | None = None, progress: bool = False, say=print) -> PipelineRun:
     "Validate, describe, train and register: the job notebooks in order, executed into a new run folder."
