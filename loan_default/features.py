@@ -4,16 +4,16 @@
 
 # %% auto #0
 __all__ = ['DERIVED_FEATURES', 'MODEL_FEATURES', 'FACTOR_OF', 'REASON_TEXT', 'FACTORS', 'NOT_CITABLE', 'CITABLE_FEATURES',
-           'raw_features', 'derived_features', 'ApplicantFeatures', 'credit_pipeline', 'factor_matrix', 'reason_codes',
-           'contributions', 'explain']
+           'raw_features', 'derived_arrays', 'derived_features', 'ApplicantFeatures', 'model_matrix', 'credit_pipeline',
+           'factor_matrix', 'reason_codes', 'contributions', 'explain']
 
-# %% ../nbs/05_features.ipynb #24d2710f
+# %% ../nbs/05_features.ipynb #c3aba63f
 import numpy as np, pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 from .schema import FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, COLUMN, GRADES, DataError
 
-# %% ../nbs/05_features.ipynb #c6df4c45
+# %% ../nbs/05_features.ipynb #684f0f12
 def _numbers(s: pd.Series) -> np.ndarray:
     "`s` as float64, with anything that is not a number as NaN."
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s): return s.astype("float64").to_numpy()
@@ -38,23 +38,32 @@ def raw_features(X) -> pd.DataFrame:
     return pd.DataFrame({c: _categories(X[c], c) if c in CATEGORICAL_FEATURES else _numbers(X[c]) for c in FEATURES},
                         index=X.index)
 
-# %% ../nbs/05_features.ipynb #01f3385d
+# %% ../nbs/05_features.ipynb #eff95f8f
 DERIVED_FEATURES = ["loan_to_income", "percent_income_gap", "credit_history_to_age", "employment_to_age",
                     "grade_rank", "int_rate_missing"]
 MODEL_FEATURES = FEATURES + DERIVED_FEATURES
 
+def derived_arrays(col) -> dict:
+    "The derived features from columns as numpy arrays (numbers float64, `loan_grade` as its rank A=0..G=6, NaN unknown)."
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loan_to_income = col["loan_amnt"] / col["person_income"]
+        return dict(loan_to_income=loan_to_income, percent_income_gap=col["loan_percent_income"] - loan_to_income,
+                    credit_history_to_age=col["cb_person_cred_hist_length"] / col["person_age"],
+                    employment_to_age=col["person_emp_length"] / col["person_age"],
+                    grade_rank=col["loan_grade"], int_rate_missing=np.isnan(col["loan_int_rate"]).astype("float64"))
+
+def _category_codes(c: pd.Categorical) -> np.ndarray:
+    "A Categorical's codes as float64, NaN where the value is missing or unknown."
+    codes = c.codes.astype("float64")
+    codes[codes < 0] = np.nan
+    return codes
+
 def derived_features(typed: pd.DataFrame) -> pd.DataFrame:
     "The derived features of `typed` (the output of `raw_features`)."
-    t = typed
-    loan_to_income = t.loan_amnt / t.person_income
-    grade_rank = t.loan_grade.cat.codes.to_numpy().astype("float64")
-    grade_rank[grade_rank < 0] = np.nan
-    return pd.DataFrame(dict(
-        loan_to_income=loan_to_income, percent_income_gap=t.loan_percent_income - loan_to_income,
-        credit_history_to_age=t.cb_person_cred_hist_length / t.person_age, employment_to_age=t.person_emp_length / t.person_age,
-        grade_rank=grade_rank, int_rate_missing=t.loan_int_rate.isna().astype("float64")), index=t.index)
+    col = {c: _category_codes(typed[c].array) if c in CATEGORICAL_FEATURES else typed[c].to_numpy("float64") for c in FEATURES}
+    return pd.DataFrame(derived_arrays(col), index=typed.index)
 
-# %% ../nbs/05_features.ipynb #88958730
+# %% ../nbs/05_features.ipynb #ef97a198
 class ApplicantFeatures(TransformerMixin, BaseEstimator):
     "Raw applicant columns -> typed columns + derived features (see `raw_features`, `derived_features`)."
     def fit(self, X, y=None):
@@ -69,12 +78,22 @@ class ApplicantFeatures(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None): return np.array(MODEL_FEATURES, dtype=object)
 
-# %% ../nbs/05_features.ipynb #146f64a2
+# %% ../nbs/05_features.ipynb #fefefe5c
+_CODES = {c: {v: float(i) for i, v in enumerate(COLUMN[c].categories)} for c in CATEGORICAL_FEATURES}
+
+def model_matrix(columns) -> np.ndarray:
+    "The (rows, MODEL_FEATURES) float matrix LightGBM sees, from a dict of the 11 columns as arrays (categories as text)."
+    col = {c: np.array([_CODES[c].get(v, np.nan) for v in columns[c]]) if c in _CODES else np.asarray(columns[c], dtype="float64")
+           for c in FEATURES}
+    derived = derived_arrays(col)
+    return np.column_stack([col[c] for c in FEATURES] + [derived[c] for c in DERIVED_FEATURES])
+
+# %% ../nbs/05_features.ipynb #87310517
 def credit_pipeline(classifier) -> Pipeline:
     "The whole model: `ApplicantFeatures` then `classifier`; it takes the 11 raw applicant columns."
     return Pipeline([("features", ApplicantFeatures()), ("classifier", classifier)])
 
-# %% ../nbs/05_features.ipynb #337a5008
+# %% ../nbs/05_features.ipynb #699330b5
 FACTOR_OF = {"loan_percent_income": "loan_to_income", "loan_to_income": "loan_to_income",
              "grade_rank": "loan_grade", "int_rate_missing": "loan_int_rate",
              "credit_history_to_age": "cb_person_cred_hist_length", "employment_to_age": "person_emp_length"}
@@ -102,7 +121,7 @@ def factor_matrix(feature_names) -> np.ndarray:
     for i, name in enumerate(feature_names): m[i, FACTORS.index(FACTOR_OF.get(name, name))] = 1
     return m
 
-# %% ../nbs/05_features.ipynb #607cd616
+# %% ../nbs/05_features.ipynb #e3218f93
 def reason_codes(contributions, feature_names, top_k: int = 3, citable=CITABLE_FEATURES) -> list[list[dict]]:
     "Per row, the `top_k` citable factors with the largest positive contributions: dicts of feature, contribution, text."
     unknown = set(citable) - set(FACTORS)
@@ -117,7 +136,7 @@ def reason_codes(contributions, feature_names, top_k: int = 3, citable=CITABLE_F
     return [[dict(feature=names[j], contribution=float(v), text=texts[j]) for j, v in zip(o, vals) if v > 0]
             for o, vals in zip(order.tolist(), values.tolist())]
 
-# %% ../nbs/05_features.ipynb #315d3679
+# %% ../nbs/05_features.ipynb #201b7fa6
 def contributions(pipeline: Pipeline, X) -> pd.DataFrame:
     "Exact TreeSHAP contributions (log-odds) of each model feature for each row of `X`, from a LightGBM pipeline."
     features = pipeline[:-1].transform(X)

@@ -1,0 +1,184 @@
+"""Figures for the prediction service, beside `mlflow models serve` on the same registered model version.
+
+    .venv/bin/python benchmarks/serve_bench.py                 # trains a small model into a temporary registry
+    .venv/bin/python benchmarks/serve_bench.py --tracking-uri sqlite:////path/mlflow.db --name loan-default
+
+Both servers run one uvicorn worker on loopback and are measured one after the other in the same run, with the same
+single-row requests at the same concurrency. Ours answers with reasons and writes every row to its prediction log
+(SQLite, WAL) before it responds; MLflow's answers with probabilities only and logs nothing. Prints the figures and
+the targets of issue 4; exits non-zero when a target is missed (use --no-check to only print).
+
+`run_load` is the load generator the tests in tests/test_serve.py use too.
+"""
+import argparse, asyncio, json, os, signal, subprocess, sys, tempfile, time
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+@dataclass
+class LoadResult:
+    "What a load run saw: requests per second, latency percentiles (ms), status counts, and optionally the parsed 200 bodies."
+    requests: int
+    seconds: float
+    latencies_ms: np.ndarray
+    statuses: dict
+    bodies: list = field(default_factory=list, repr=False)
+    sent: list = field(default_factory=list, repr=False)
+
+    @property
+    def rps(self) -> float: return self.requests / self.seconds
+    def pct(self, q) -> float: return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+    @property
+    def errors(self) -> int: return sum(n for s, n in self.statuses.items() if s != 200)
+    def summary(self) -> str:
+        return f"{self.requests:,} requests in {self.seconds:.1f} s: {self.rps:,.0f} req/s, p50 {self.pct(50):.1f} ms, p99 {self.pct(99):.1f} ms, statuses {self.statuses}"
+
+async def _load(url, bodies, concurrency, n, duration, headers, keep, timeout, on_tick):
+    import aiohttp
+    lat, statuses, kept, sent = [], {}, [], []
+    state = {"i": 0}
+    deadline = time.perf_counter() + duration if duration else None
+    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=conn, headers={"content-type": "application/json", **(headers or {})},
+                                     timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async def worker():
+            while (n is None or state["i"] < n) and (deadline is None or time.perf_counter() < deadline):
+                i = state["i"]; state["i"] += 1
+                body = bodies[i % len(bodies)]
+                t = time.perf_counter()
+                try:
+                    async with session.post(url, data=body) as r:
+                        raw = await r.read(); status = r.status
+                except Exception as e:
+                    raw, status = None, type(e).__name__
+                lat.append((time.perf_counter() - t) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+                if keep: sent.append((i, status)); kept.append((time.perf_counter(), json.loads(raw)) if status == 200 else None)
+                if on_tick: on_tick(i, status)
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        dt = time.perf_counter() - t0
+    return LoadResult(len(lat), dt, np.array(lat), statuses, kept, sent)
+
+def run_load(url: str, bodies: list[bytes], concurrency: int = 8, n: int | None = None, duration: float | None = None,
+             headers: dict | None = None, keep: bool = False, timeout: float = 30, on_tick=None) -> LoadResult:
+    "POST `bodies` (cycled) to `url` from `concurrency` connections, `n` requests or for `duration` seconds."
+    return asyncio.run(_load(url, bodies, concurrency, n, duration, headers, keep, timeout, on_tick))
+
+def single_row_bodies(n: int = 2000, seed: int = 11, wrap=lambda rows: {"data": rows}) -> list[bytes]:
+    "One-row request bodies from clean synthetic applications."
+    from loan_default.synth import synthesize
+    from loan_default.schema import FEATURES
+    rows = json.loads(synthesize(n, seed=seed, dirty=False)[FEATURES].to_json(orient="records"))
+    return [json.dumps(wrap([r])).encode() for r in rows]
+
+def wait_http(url: str, timeout: float = 120, proc=None) -> None:
+    import requests
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None: raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code == 200: return
+        except requests.RequestException: pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def start(cmd: list, env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try: proc.wait(timeout=20)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+
+def service_command(host: str, port: int) -> list:
+    "How the tests and this script start the service: the console script the Dockerfile runs."
+    return [str(Path(sys.executable).parent / "loan-default"), "serve", "--host", host, "--port", str(port)]
+
+def train_registered(folder: Path, name: str, seeds=(1,), rows: int = 3000, time_budget_s: float = 3) -> str:
+    "Train on synthetic data and register one version per seed in the registry of MLFLOW_TRACKING_URI; @production -> the first. Returns its version."
+    import mlflow
+    from loan_default.synth import synthesize
+    from loan_default.train import train_model
+    from loan_default.tracking import log_training
+    from loan_default.registry import register, promote
+    experiment = f"{name}-bench"
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(folder / "artifacts").as_uri()
+                                 if mlflow.get_tracking_uri().startswith("sqlite") else None)
+    first = None
+    for seed in seeds:
+        result = train_model(synthesize(rows, seed=seed, dirty=False), time_budget_s=time_budget_s, seed=seed)
+        run = log_training(result, folder / "synthetic.csv", experiment=experiment)
+        reg = register(run.run_id, name, experiment, min_f1=0.3, min_roc_auc=0.7, tolerance=1.0)
+        if first is None: promote(name); first = reg.version
+    return first
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tracking-uri", help="registry holding the model (default: a temporary one with a model trained here)")
+    ap.add_argument("--name", default="loan-default-bench")
+    ap.add_argument("--alias", default="production")
+    ap.add_argument("--requests", type=int, default=4000, help="single-row requests per server")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--big-requests", type=int, default=20, help="1,000-row requests")
+    ap.add_argument("--no-check", action="store_true")
+    a = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    uri = a.tracking_uri or f"sqlite:///{tmp}/mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    if not a.tracking_uri:
+        print(f"training a model on synthetic data into {uri} ...", flush=True)
+        train_registered(tmp, a.name)
+    from mlflow import MlflowClient
+    version = MlflowClient().get_model_version_by_alias(a.name, a.alias).version
+    print(f"model {a.name} version {version} (@{a.alias})")
+
+    ours_port, theirs_port = free_port(), free_port()
+    env = {"MLFLOW_TRACKING_URI": uri, "LD_MODEL_NAME": a.name, "LD_SERVE_ALIAS": a.alias,
+           "LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions.db", "LD_API_KEYS": "bench-key"}
+    ours = start(service_command("127.0.0.1", ours_port), env, tmp / "ours.log")
+    theirs = start([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{a.name}/{version}", "-h", "127.0.0.1",
+                    "-p", str(theirs_port), "-w", "1", "--env-manager", "local"],
+                   {"MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}, tmp / "mlflow.log")
+    try:
+        wait_http(f"http://127.0.0.1:{ours_port}/ready", proc=ours)
+        wait_http(f"http://127.0.0.1:{theirs_port}/ping", proc=theirs)
+        key = {"X-API-Key": "bench-key"}
+        ours_bodies = single_row_bodies()
+        theirs_bodies = single_row_bodies(wrap=lambda rows: {"dataframe_records": rows})
+        results = {}
+        for label, url, bodies, headers in (("mlflow models serve", f"http://127.0.0.1:{theirs_port}/invocations", theirs_bodies, {}),
+                                            ("loan_default.serve", f"http://127.0.0.1:{ours_port}/predict", ours_bodies, key)):
+            run_load(url, bodies, a.concurrency, n=500, headers=headers)                      # warm up
+            results[label] = r = run_load(url, bodies, a.concurrency, n=a.requests, headers=headers)
+            print(f"{label:22s} 1-row, {a.concurrency} connections: {r.summary()}", flush=True)
+        big = json.dumps({"data": [json.loads(b)["data"][0] for b in ours_bodies[:1000]]}).encode()
+        run_load(f"http://127.0.0.1:{ours_port}/predict", [big], 1, n=3, headers=key)
+        rb = run_load(f"http://127.0.0.1:{ours_port}/predict", [big], 1, n=a.big_requests, headers=key)
+        print(f"{'loan_default.serve':22s} 1,000-row, with reasons: {rb.summary()}")
+        ours_r, theirs_r = results["loan_default.serve"], results["mlflow models serve"]
+        ratio = ours_r.rps / theirs_r.rps
+        checks = [(f"throughput {ratio:.2f}x mlflow models serve", ratio >= 3),
+                  (f"1-row p99 {ours_r.pct(99):.1f} ms", ours_r.pct(99) <= 25),
+                  (f"1,000-row p50 {rb.pct(50):.1f} ms", rb.pct(50) <= 150),
+                  (f"no errors ({ours_r.errors + theirs_r.errors + rb.errors})", ours_r.errors + theirs_r.errors + rb.errors == 0)]
+        print("\ntargets (issue 4): >= 3x, p99 <= 25 ms, 1,000-row p50 <= 150 ms, zero errors")
+        for text, ok in checks: print(f"  {'PASS' if ok else 'MISS'}  {text}")
+        return 0 if a.no_check or all(ok for _, ok in checks) else 1
+    finally:
+        stop(ours); stop(theirs)
+
+if __name__ == "__main__":
+    sys.exit(main())
