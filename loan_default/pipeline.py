@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JOBS', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job', 'PipelineRun', 'new_run_dir', 'run_pipeline']
 
-# %% ../nbs/08_pipeline.ipynb #2a53d4d9
+# %% ../nbs/08_pipeline.ipynb #4131a3d4
 import json, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .config import Settings, get_settings
 from .schema import DataError
 from .synth import write_synthetic
 
-# %% ../nbs/08_pipeline.ipynb #d7dcc690
+# %% ../nbs/08_pipeline.ipynb #a7fbad33
 def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path:
     "The file to run on: `data` if given, else the configured real file, else freshly generated synthetic data."
     if data is not None: return Path(data)
@@ -25,7 +25,7 @@ def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path
         "the README says how to get the real file")
     return path
 
-# %% ../nbs/08_pipeline.ipynb #0433136a
+# %% ../nbs/08_pipeline.ipynb #017531b7
 JOBS = ("validate", "stats", "train", "register")
 
 class JobError(DataError):
@@ -46,12 +46,14 @@ def _reason(e) -> str:
     value = str(getattr(e, "evalue", "") or e).strip().splitlines()
     return (value[0] if value else getattr(e, "ename", type(e).__name__))
 
-def _ipc_kernel_manager():
-    "A kernel manager on unix sockets: no TCP ports opened, and no 'running over TCP' warning on the user's terminal."
+def _kernel_manager(log_path: Path):
+    "A kernel manager on unix sockets (no TCP ports, no 'running over TCP' warning) whose kernel writes its stderr to `log_path`."
     from jupyter_client.manager import AsyncKernelManager
-    class IPCKernelManager(AsyncKernelManager):
+    class JobKernelManager(AsyncKernelManager):
         def __init__(self, **kw): super().__init__(**(kw | dict(transport="ipc")))
-    return IPCKernelManager
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log: return await super()._async_launch_kernel(kernel_cmd, **(kw | dict(stderr=log)))
+    return JobKernelManager
 
 def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     "Execute job `name` with `params` into `out_dir/<name>.ipynb`; `JobError` with the cell's reason when it fails."
@@ -60,11 +62,11 @@ def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     out = Path(out_dir) / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     try: pm.execute_notebook(str(src), str(out), parameters=params, progress_bar=progress, kernel_name="python3", log_output=False,
-                             kernel_manager_class=_ipc_kernel_manager())
+                             kernel_manager_class=_kernel_manager(out.with_suffix('.kernel.log')))
     except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
     return out
 
-# %% ../nbs/08_pipeline.ipynb #3a3a08a4
+# %% ../nbs/08_pipeline.ipynb #6a56a91e
 @dataclass
 class PipelineRun:
     "Where a run's outputs are and what it found."
@@ -103,7 +105,7 @@ def _log_notebooks(run_dir: Path, notebooks: list) -> None:
     for nb in notebooks:
         if nb.exists(): client.log_artifact(run_id, str(nb), "jobs")
 
-# %% ../nbs/08_pipeline.ipynb #eae8ecb4
+# %% ../nbs/08_pipeline.ipynb #aadb1c1a
 def run_pipeline(data=None, out=None, settings: Settings | None = None, time_budget_s: float | None = None,
                  seed: int | None = None, model_name: str | None = None, progress: bool = False, say=print) -> PipelineRun:
     "Validate, describe, train and register: the job notebooks in order, executed into a new run folder."
