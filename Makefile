@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # the job notebooks ship inside the package (papermill runs them from any working folder)
 JOBS_COPY = mkdir -p loan_default/jobs && cp nbs/jobs/*.ipynb loan_default/jobs/
 
-.PHONY: run test install export check-sync lab lock
+.PHONY: run test install install-spark export check-sync docs lab lock
 
 $(STAMP): requirements.lock settings.ini setup.py
 	@$(PYTHON) -c 'import sys; sys.exit("loan_default needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -18,6 +18,10 @@ $(STAMP): requirements.lock settings.ini setup.py
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## make install-spark: the optional Spark engine (pyspark, pinned in requirements-spark.lock; CI installs it)
+install-spark: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-spark.lock
 
 ## make run: the main job on data/credit_risk_dataset.csv if present, else on synthetic data
 run: $(STAMP)
@@ -43,6 +47,10 @@ check-sync: $(STAMP)
 	$(JOBS_COPY)
 	@git diff --exit-code --stat -- . || (echo "generated files are out of date: run 'make export' and commit" >&2; exit 1)
 
+## make docs: the docs site from the notebooks into _site/, offline (tools/docs.py: nbdev's processing + MkDocs)
+docs: $(STAMP)
+	$(BIN)/python tools/docs.py
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=nbs
 
@@ -51,4 +59,4 @@ lock:
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	(echo "# The whole resolved dependency set, pinned: 'make' installs exactly this (pip install -r requirements.lock)."; \
 	 echo "# Regenerate after changing settings.ini's requirements: make lock"; \
-	 $(BIN)/pip freeze --all --exclude-editable | grep -v -E '^(pip|loan[_-]default)==') > requirements.lock
+	 $(BIN)/pip freeze --all --exclude-editable | grep -v -E '^(pip|loan[_-]default|pyspark|py4j)==') > requirements.lock

@@ -25,7 +25,7 @@ setup(
     include_package_data=True,
     package_data={c["lib_name"]: ["jobs/*.ipynb", "templates/*"]},
     install_requires=_split("requirements"),
-    extras_require={"dev": _split("dev_requirements")},
+    extras_require={"dev": _split("dev_requirements"), "spark": _split("spark_requirements")},
     entry_points={"console_scripts": _split("console_scripts"), "nbdev": [f"{c['lib_name']}={c['lib_name']}._modidx:d"]},
     zip_safe=False,
 )

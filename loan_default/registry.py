@@ -7,7 +7,7 @@ __all__ = ['STAGING', 'PRODUCTION', 'KIND_TAG', 'TRAINING', 'MODEL_URI_TAG', 'TE
            'check_tracking', 'GateResult', 'evaluate_gates', 'gate_tags', 'score_on_split', 'load_test_split',
            'Registration', 'register', 'promote', 'rollback', 'model_versions']
 
-# %% ../nbs/07_registry.ipynb #0fd3aaca
+# %% ../nbs/07_registry.ipynb #a107a9e2
 import os, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import f1_score, roc_auc_score
 from .schema import DataError, FEATURES, TARGET
 
-# %% ../nbs/07_registry.ipynb #a85e3698
+# %% ../nbs/07_registry.ipynb #0cb25649
 class RegistryError(DataError):
     "The registry cannot do what was asked: the message is one line saying why."
 
@@ -47,7 +47,7 @@ def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
 
-# %% ../nbs/07_registry.ipynb #a9e9d797
+# %% ../nbs/07_registry.ipynb #61a77a90
 def check_tracking(uri: str | None = None, timeout: float = 3.0) -> str:
     "Raise `RegistryError` when `uri` (default: MLflow's tracking URI) is http(s) and its server does not answer; return the URI."
     uri = uri or mlflow.get_tracking_uri()
@@ -62,7 +62,7 @@ def _check_uris() -> None:
     check_tracking(mlflow.get_tracking_uri())
     if (registry := mlflow.get_registry_uri()) != mlflow.get_tracking_uri(): check_tracking(registry)
 
-# %% ../nbs/07_registry.ipynb #f79bc887
+# %% ../nbs/07_registry.ipynb #c4cd9ae8
 @dataclass
 class GateResult:
     "The registration gates' verdict: `passed`, the `figures` they looked at, and the `reasons` for a refusal."
@@ -87,7 +87,7 @@ def evaluate_gates(f1: float, roc_auc: float, min_f1: float = 0.80, min_roc_auc:
                                f"{theirs:.4f} (tolerance {tolerance:g})")
     return GateResult(not reasons, figures, reasons)
 
-# %% ../nbs/07_registry.ipynb #309a3b2b
+# %% ../nbs/07_registry.ipynb #a5f44a3c
 def gate_tags(gates: GateResult) -> dict[str, str]:
     "The version tags that record `gates`: `gate.passed` and one `gate.<name>` per figure that applies."
     def text(v): return repr(round(v, 6)) if isinstance(v, float) else str(v)
@@ -103,7 +103,7 @@ def _gates_from_tags(tags: dict) -> GateResult | None:
         figures[name] = v if name == "champion_version" else float(v)
     return GateResult(tags["gate.passed"] == "true", figures, [])
 
-# %% ../nbs/07_registry.ipynb #e4ff58c1
+# %% ../nbs/07_registry.ipynb #025b6fc2
 def _training_run(client: MlflowClient, run_id: str | None, experiment: str):
     "The run to register: `run_id`, or the latest finished training run in `experiment`."
     if run_id is None:
@@ -126,7 +126,7 @@ def _training_run(client: MlflowClient, run_id: str | None, experiment: str):
     if missing: raise RegistryError(f"run '{rid}' has no {' or '.join(missing)} metric")
     return run
 
-# %% ../nbs/07_registry.ipynb #004a2874
+# %% ../nbs/07_registry.ipynb #c09a5ca1
 def score_on_split(model_uri: str, split: pd.DataFrame) -> dict:
     "F1 (of `predicted_default`) and ROC AUC (of `probability_of_default`) of the pyfunc at `model_uri` on `split`."
     try:
@@ -151,7 +151,14 @@ def load_test_split(client: MlflowClient, run_id: str) -> pd.DataFrame:
     if missing: raise RegistryError(f"run '{run_id}' {TEST_SPLIT} lacks columns: {', '.join(missing)}")
     return split
 
-# %% ../nbs/07_registry.ipynb #c71d9a69
+# %% ../nbs/07_registry.ipynb #f59fc257
+def _attach_model_card(client, name: str, version: str, run_id: str) -> None:
+    "Log the version's model card (tags `model_card.*`); record `model_card.error` on the version when it cannot be made."
+    from loan_default.model_card import log_model_card   # model_card imports this module
+    try: log_model_card(client, name, version, run_id)
+    except Exception as e: client.set_model_version_tag(name, version, "model_card.error", f"{type(e).__name__}: {e}"[:500])
+
+# %% ../nbs/07_registry.ipynb #beff8383
 @dataclass
 class Registration:
     "What `register` did: the version of `name` that holds `run_id`, whether it was `created` now, and its gates."
@@ -213,10 +220,11 @@ def register(run_id: str | None = None, name: str = "loan-default", experiment: 
     gates = _gates(client, run, name, min_f1, min_roc_auc, tolerance)
     if not gates.passed: raise RegistryError(f"refused, nothing registered: {'; '.join(gates.reasons)}")
     version = _create_version(client, name, run, gate_tags(gates))
+    _attach_model_card(client, name, version, rid)
     client.set_registered_model_alias(name, STAGING, version)
     return Registration(name, version, rid, True, gates)
 
-# %% ../nbs/07_registry.ipynb #8e9838cc
+# %% ../nbs/07_registry.ipynb #a006ea01
 def _registered_aliases(client: MlflowClient, name: str) -> dict[str, str]:
     if (aliases := _aliases(client, name)) is None: raise RegistryError(f"no registered model named '{name}'")
     return aliases
@@ -259,7 +267,7 @@ def rollback(name: str = "loan-default") -> tuple[str, str]:
     else: client.set_registered_model_tag(name, PREVIOUS_TAG, before)
     return previous, current
 
-# %% ../nbs/07_registry.ipynb #4b5f1d87
+# %% ../nbs/07_registry.ipynb #d988af96
 _SHOWN_TAGS = ["gate.passed", "gate.f1", "gate.roc_auc", "gate.min_f1", "gate.min_roc_auc", "gate.tolerance",
                "gate.champion_version", "gate.champion_f1_on_split", "gate.champion_roc_auc_on_split",
                "gate.challenger_f1_on_split", "gate.challenger_roc_auc_on_split", PREVIOUS_TAG]

@@ -6,7 +6,7 @@
 __all__ = ['OUTPUT_COLUMNS', 'MODEL_CODE', 'MODEL_DISTRIBUTIONS', 'ModelInputError', 'model_input_frame', 'LoanDefaultModel',
            'model_signature', 'pip_requirements', 'git_commit', 'LoggedRun', 'log_training', 'train_and_log']
 
-# %% ../nbs/07a_tracking.ipynb #da5ff14e
+# %% ../nbs/07a_tracking.ipynb #1ae614a9
 import json, subprocess, tempfile, time
 from dataclasses import dataclass
 from importlib.metadata import version as dist_version, PackageNotFoundError
@@ -20,7 +20,7 @@ from .schema import COLUMN, FEATURES, NULLABLE, TARGET, DataError, coerce
 from .profile import reference_profile, save_profile
 from .registry import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking
 
-# %% ../nbs/07a_tracking.ipynb #24355d5f
+# %% ../nbs/07a_tracking.ipynb #0ea308a7
 class ModelInputError(DataError):
     "Rows the model cannot score: the message names the row and column."
 
@@ -40,7 +40,7 @@ def model_input_frame(df: pd.DataFrame) -> pd.DataFrame:
             raise ModelInputError(f"row {_first(typed[name].isna())}: {name} is missing (only {' and '.join(NULLABLE)} may be)")
     return typed
 
-# %% ../nbs/07a_tracking.ipynb #f7f9ec0f
+# %% ../nbs/07a_tracking.ipynb #f9692f9a
 OUTPUT_COLUMNS = ["probability_of_default", "predicted_default"]
 
 class LoanDefaultModel(mlflow.pyfunc.PythonModel):
@@ -60,7 +60,7 @@ class LoanDefaultModel(mlflow.pyfunc.PythonModel):
     def explain(self, model_input, top_k: int = 3) -> list:
         return self.model.explain(model_input_frame(pd.DataFrame(model_input)), top_k=top_k)
 
-# %% ../nbs/07a_tracking.ipynb #60aede99
+# %% ../nbs/07a_tracking.ipynb #80de9a3f
 MODEL_CODE = '''"Built by loan_default.tracking: the pyfunc is defined in the package, logged from code (nothing pickled)."
 from mlflow.models import set_model
 from loan_default.tracking import LoanDefaultModel
@@ -75,7 +75,7 @@ def model_signature() -> ModelSignature:
     return ModelSignature(Schema([spec(COLUMN[n]) for n in FEATURES]),
                           Schema([ColSpec("double", "probability_of_default"), ColSpec("long", "predicted_default")]))
 
-# %% ../nbs/07a_tracking.ipynb #5593da45
+# %% ../nbs/07a_tracking.ipynb #61995218
 MODEL_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "skops", "pandas", "numpy", "scipy", "pyarrow")
 
 def pip_requirements() -> list[str]:
@@ -86,7 +86,7 @@ def pip_requirements() -> list[str]:
         except PackageNotFoundError: pass
     return out
 
-# %% ../nbs/07a_tracking.ipynb #d5cf52ca
+# %% ../nbs/07a_tracking.ipynb #1a343cee
 def _package_dir() -> Path: return Path(loan_default.__file__).resolve().parent
 
 def git_commit(path=None) -> str:
@@ -113,7 +113,7 @@ def _metrics(split: str, m: dict) -> dict:
     out |= {f"{split}_{k}": float(v) for k, v in (m.get("confusion_matrix") or {}).items()}
     return out
 
-# %% ../nbs/07a_tracking.ipynb #d2a4f75b
+# %% ../nbs/07a_tracking.ipynb #d54403cc
 @dataclass
 class LoggedRun:
     "Where a training run went."
@@ -147,7 +147,7 @@ def _log_model(result, folder: Path, profile: dict):
         code_paths=[str(_package_dir())], signature=model_signature(), input_example=example,
         pip_requirements=pip_requirements())
 
-# %% ../nbs/07a_tracking.ipynb #729dd432
+# %% ../nbs/07a_tracking.ipynb #84bbf836
 def log_training(result, data_path, validation_report: dict | None = None, stats: dict | None = None,
                  experiment: str = "loan-default", run_name: str | None = None) -> LoggedRun:
     "Log a `TrainResult` (params, data fingerprint, metrics, plots, test split, model with its reference profile) as one MLflow run."
@@ -177,7 +177,7 @@ def log_training(result, data_path, validation_report: dict | None = None, stats
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         return LoggedRun(run.info.run_id, run.info.experiment_id, info.model_uri, uri)
 
-# %% ../nbs/07a_tracking.ipynb #0fe6f087
+# %% ../nbs/07a_tracking.ipynb #32069959
 def train_and_log(run_dir, data_path, time_budget_s: float = 120.0, seed: int = 42, threshold_policy: str = "f1",
                   loss_given_default: float = 0.6, margin: float = 0.1, experiment: str = "loan-default"):
     "Train on `run_dir/validation/clean.csv`, log the run to MLflow, write `run_dir/train.json`; return (TrainResult, LoggedRun)."

@@ -15,9 +15,21 @@ def real_data() -> Path:
     if get_settings().require_real_data: pytest.fail(f"LD_REQUIRE_REAL_DATA is set but {REAL_DATA} does not exist")
     pytest.skip(f"real data not found at {REAL_DATA} (put the shared data folder beside the project to run this)")
 
+# The environment the tests were started in. MLflow's set_tracking_uri / set_registry_uri also write
+# MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ, so a test that points MLflow somewhere would otherwise
+# send every later command-line run to that registry.
+BASE_ENV = dict(os.environ)
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    "Each test starts from the environment pytest started with (in this process too)."
+    yield
+    for k in [k for k in os.environ if k not in BASE_ENV and not k.startswith("PYTEST_")]: del os.environ[k]
+    os.environ.update(BASE_ENV)
+
 def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
     "Run the installed `loan-default` console script as a user would (env values of None unset a variable)."
-    full = {**os.environ, **(env or {})}
+    full = {**BASE_ENV, **(env or {})}
     return subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env={k: v for k, v in full.items() if v is not None})
 
@@ -76,7 +88,7 @@ def mlflow_server(tmp_path_factory):
     proc = subprocess.Popen([str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                              "--backend-store-uri", f"sqlite:///{d}/mlflow.db", "--artifacts-destination", str(d / "artifacts")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+                            env={**BASE_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{uri}/health", timeout=90, proc=proc)

@@ -27,6 +27,7 @@ def test_model_life(env, mlflow_server, synthetic_csv, tmp_path):
     assert run.data.tags["data.sha256"] and run.data.params["data.rows_in"] == "3000"
     v1 = c.get_model_version_by_alias("life-of-a-model", "staging")
     assert v1.version == "1" and v1.tags["gate.passed"] == "true" and float(v1.tags["gate.f1"]) >= 0.3
+    assert v1.tags["model_card.html"].startswith("runs:/") and "model_card.error" not in v1.tags, v1.tags
 
     # the same run again: no second version
     r = run_cli("register", "--run-id", train["run_id"], env=env)

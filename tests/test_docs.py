@@ -1,0 +1,232 @@
+"""The docs site (`make docs`, tools/docs.py): built from the notebooks into a temporary folder, every notebook a page,
+no broken internal link, nothing loaded from the network, and a real browser (headless Chromium) that shows the home
+page, a stage page with its plots, and search results.
+
+The browser tests skip when Chromium, its driver or selenium is missing, unless LD_REQUIRE_BROWSER=1 (CI sets it):
+then they fail. Debian: `apt-get install -y chromium chromium-driver`.
+"""
+import functools, http.server, json, os, re, shutil, subprocess, sys, threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import docs  # noqa: E402  (tools/docs.py)
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    "The site, built from the notebooks as `make docs` builds it, into a temporary folder."
+    tmp = tmp_path_factory.mktemp("docs")
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "docs.py"), "-q", "--site", str(tmp / "site"), "--work", str(tmp / "src" / "pages")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return tmp / "site"
+
+def _cfg():
+    from configparser import ConfigParser
+    c = ConfigParser(); c.read(ROOT / "settings.ini"); return c["DEFAULT"]
+
+def _notebooks() -> list[Path]:
+    "Every notebook nbdev documents: nbs/**/*.ipynb outside folders and files that start with `_` or `.`."
+    nbs = ROOT / "nbs"
+    return sorted(p for p in nbs.rglob("*.ipynb")
+                  if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts) and ".ipynb_checkpoints" not in p.parts)
+
+def _title(nb: Path) -> str:
+    "The notebook's title: its first markdown heading."
+    for c in json.loads(nb.read_text())["cells"]:
+        src = "".join(c["source"])
+        if c["cell_type"] == "markdown" and src.startswith("# "): return src.splitlines()[0][2:].strip()
+    raise AssertionError(f"{nb} has no title cell")
+
+def _visible_text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)))
+
+# -- the pieces of tools/docs.py --------------------------------------------------------------------------------------
+
+def test_relative_links():
+    pages = {"06_train.ipynb": Path("train.ipynb"), "train.ipynb": Path("jobs/train.ipynb")}
+    anchors = {"train.html": {"train_model"}}
+    url = "https://h.io/base"
+    md = "[`train_model`](https://h.io/base/train.html#train_model) and [`_draw`](https://h.io/base/train.html#_draw)"
+    assert docs.relative_links(md, Path("jobs/train.ipynb"), url, pages, anchors) == "[`train_model`](../train.html#train_model) and `_draw`"
+    assert docs.relative_links("[home](https://h.io/base/)", Path("x.ipynb"), url, pages, anchors) == "[home](index.html)"
+    assert docs.relative_links("see [it](nbs/06_train.ipynb#the-split)", Path("x.ipynb"), url, pages, anchors) == "see [it](train.html#the-split)"
+    assert docs.relative_links("[x](https://other.org/a.ipynb)", Path("x.ipynb"), url, pages, anchors) == "[x](https://other.org/a.ipynb)"
+    assert docs.foreign_links("[Models](../concepts/models.md), [web](https://a.b), [here](#x)") == "Models, [web](https://a.b), [here](#x)"
+
+def test_directives_and_quarto_links():
+    assert docs.directives("#| echo: false\n#| output: asis\nshow_doc(f)") == {"echo": "false", "output": "asis"}
+    assert docs.directives("x = 1\n#| hide") == {}
+    assert docs.plain_markdown('[source](https://g/x.py#L3){target="_blank" style="float:right"}') == \
+        '<a href="https://g/x.py#L3" class="nbdev-source" target="_blank">source</a>'
+
+def test_align_heading_ids():
+    html = ('<a href="#a-b" class="md-skip"><a href="#step" class="md-nav__link"><a href="#step_1" class="md-nav__link">'
+            '<h1 id="A-b">A b</h1><h2 id="step">Step<a class="anchor-link" href="#step">¶</a></h2><h2 id="step">Step</h2>')
+    out = docs.align_heading_ids(html)
+    assert '<h1 id="a-b">' in out and '<h2 id="step">Step<a class="anchor-link" href="#step">' in out and '<h2 id="step_1">' in out
+    assert docs.align_heading_ids(html.replace('<h2 id="step">Step</h2>', "")) == html.replace('<h2 id="step">Step</h2>', "")  # counts differ: untouched
+
+# -- the built files ---------------------------------------------------------------------------------------------------
+
+def test_every_notebook_has_a_page(site):
+    nbs = ROOT / "nbs"
+    assert len(_notebooks()) >= 15
+    for nb in _notebooks():
+        page = site / docs.page_source(nb, nbs).with_suffix(".html")
+        assert page.exists(), f"{nb.relative_to(ROOT)} has no page ({page.relative_to(site)})"
+        text = _visible_text(page.read_text(encoding="utf-8"))
+        title = re.sub(r"`", "", _title(nb))
+        assert title in text, f"{page.name}: title {title!r} not on the page"
+
+def test_home_page_is_the_index_notebook(site):
+    text = _visible_text((site / "index.html").read_text(encoding="utf-8"))
+    assert "Loan-default prediction, notebook-first" in text
+    assert "LD_MAX_REJECT_SHARE" in text                  # the settings table, an output of index.ipynb
+
+def test_api_reference_for_every_exported_function(site):
+    "Each exported name of a module has its show_doc entry (an element with nbdev's anchor) on its notebook's page."
+    import importlib
+    nbs = ROOT / "nbs"
+    for nb in _notebooks():
+        m = re.search(r"#\|\s*default_exp\s+([\w.]+)", nb.read_text())
+        if not m: continue
+        mod = importlib.import_module(f"loan_default.{m[1]}")
+        html = (site / docs.page_source(nb, nbs).with_suffix(".html")).read_text(encoding="utf-8")
+        ids = set(re.findall(r'\bid="([^"]+)"', html))
+        source = Path(mod.__file__).read_text()
+        documented = [n for n in mod.__all__ if re.search(rf"^(?:async )?(?:def|class) {n}\b", source, re.M)]   # what show_doc covers
+        missing = [n for n in documented if n.lower() not in ids]
+        assert not missing, f"{nb.name}: no API entry for {missing}"
+
+def test_plots_are_in_the_pages(site):
+    html = (site / "train.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 5    # ROC, PR, calibration, scores, importance
+
+def _links(site: Path):
+    for f in site.rglob("*.html"):
+        html = f.read_text(encoding="utf-8")
+        for m in re.finditer(r'<(?:a|link|img|script|iframe|source)\b[^>]*?\b(?:href|src)="([^"]*)"', html):
+            yield f, m[1]
+
+def test_no_broken_internal_link(site):
+    base = _cfg()["doc_baseurl"].rstrip("/") + "/"       # 404.html links from the site root GitHub Pages serves it at
+    ids, broken, checked = {}, [], 0
+    def ids_of(p):
+        if p not in ids: ids[p] = set(re.findall(r'\bid="([^"]+)"', p.read_text(encoding="utf-8")))
+        return ids[p]
+    for page, url in _links(site):
+        u = urlsplit(url)
+        if u.scheme or url.startswith("//"): continue
+        path = unquote(u.path)
+        target = (site / path[len(base):]) if path.startswith(base) else (page.parent / path if path else page)
+        target = target.resolve()
+        if target.is_dir(): target = target / "index.html"
+        checked += 1
+        if not target.exists(): broken.append(f"{page.relative_to(site)}: {url} (no file)")
+        elif u.fragment and target.suffix == ".html" and u.fragment not in ids_of(target):
+            broken.append(f"{page.relative_to(site)}: {url} (no id {u.fragment!r})")
+    assert checked > 1000
+    assert not broken, f"{len(broken)} broken links:\n" + "\n".join(broken[:40])
+
+def test_site_needs_no_network(site):
+    "Nothing the browser loads by itself (scripts, styles, images, frames) comes from another host."
+    external = [f"{p.relative_to(site)}: {tag}" for p in site.rglob("*.html")
+                for tag in re.findall(r'<(?:script|img|iframe|source)\b[^>]*\bsrc="(?:https?:)?//[^"]+"[^>]*>|<link\b[^>]*\bhref="(?:https?:)?//[^"]+"[^>]*>',
+                                      p.read_text(encoding="utf-8"))
+                if "<link" not in tag or re.search(r'rel="(?:stylesheet|preload|icon|modulepreload)"', tag)]
+    assert not external, external[:10]
+
+def test_search_index_covers_every_page(site):
+    index = json.loads((site / "search" / "search_index.json").read_text())
+    pages = {d["location"].split("#")[0] for d in index["docs"]}
+    nbs = ROOT / "nbs"
+    for nb in _notebooks():
+        assert docs.page_source(nb, nbs).with_suffix(".html").as_posix() in pages, nb.name
+    assert any("register" in d["location"] for d in index["docs"])
+
+# -- a real browser ----------------------------------------------------------------------------------------------------
+
+CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900"]
+
+def _browser_missing() -> str | None:
+    try: import selenium  # noqa: F401
+    except ImportError: return "selenium is not installed (pip install selenium)"
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")): return "chromium is not installed (apt-get install -y chromium)"
+    if not shutil.which("chromedriver"): return "chromedriver is not installed (apt-get install -y chromium-driver)"
+    return None
+
+@pytest.fixture(scope="session")
+def served(site):
+    "The site over HTTP on loopback, as GitHub Pages would serve it."
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True); t.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown(); httpd.server_close()
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    "Headless Chromium driven by chromedriver, with a fresh profile; skipped (or failed under LD_REQUIRE_BROWSER=1) when absent."
+    if (why := _browser_missing()):
+        if os.environ.get("LD_REQUIRE_BROWSER") == "1": pytest.fail(f"LD_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for f in CHROME_FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]: opts.add_argument(f)
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=shutil.which("chromedriver")))  # no Selenium Manager download
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+def _wait(driver, condition, timeout=15):
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, timeout).until(condition)
+
+def test_browser_home_page(browser, served):
+    from selenium.webdriver.common.by import By
+    browser.get(served + "/index.html")
+    h1 = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "article h1"))
+    assert h1.is_displayed() and h1.text.strip() == "loan_default"
+    body = browser.find_element(By.TAG_NAME, "article").text
+    assert "Two commands" in body and "make test" in body
+    nav = [a.get_attribute("textContent").strip() for a in browser.find_elements(By.CSS_SELECTOR, "nav.md-nav--primary a.md-nav__link")]
+    for title in ("Training", "The model registry", "Model cards", "Job: train a model"):
+        assert title in nav, nav
+
+def test_browser_stage_page_shows_its_plots(browser, served):
+    from selenium.webdriver.common.by import By
+    browser.get(served + "/train.html")
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "article h1").text.strip() == "Training")
+    article = browser.find_element(By.TAG_NAME, "article")
+    assert "train_model" in article.text and "Split, search, calibrate" in article.text
+    imgs = browser.find_elements(By.CSS_SELECTOR, "article .jp-OutputArea-output img")
+    assert len(imgs) >= 5
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", imgs[0])
+    _wait(browser, lambda d: all(d.execute_script("return arguments[0].complete", i) for i in imgs))
+    sizes = [browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", i) for i in imgs]
+    assert all(w > 100 and h > 100 for w, h in sizes), sizes      # decoded images, not broken icons
+    assert imgs[0].is_displayed() and imgs[0].size["width"] > 100
+    sig = browser.find_element(By.ID, "train_model")                # the API entry nbdev's doc links point at
+    assert sig.text.startswith("train_model")
+
+def test_browser_search_finds_a_function(browser, served):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    browser.get(served + "/index.html")
+    box = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "input.md-search__input"))
+    _wait(browser, lambda d: box.is_displayed())
+    box.click()
+    box.send_keys("log_model_card")
+    results = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item a") or False, timeout=20)
+    hrefs = [r.get_attribute("href") for r in results]
+    assert any("model_card.html" in h for h in hrefs), hrefs
+    box.send_keys(Keys.ESCAPE)
