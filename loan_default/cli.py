@@ -4,21 +4,21 @@
 
 # %% auto #0
 __all__ = ['cli', 'validate', 'stats', 'synth', 'train', 'register', 'promote', 'rollback', 'run', 'pipeline', 'serve', 'drift',
-           'DriftAlarm', 'main', 'run_cli']
+           'DriftAlarm', 'score', 'main', 'run_cli']
 
-# %% ../nbs/90_cli.ipynb #802ac163
+# %% ../nbs/90_cli.ipynb #c26b2263
 import os, sys
 from pathlib import Path
 import click
 from .config import ConfigError, get_settings
 from .schema import DataError
 
-# %% ../nbs/90_cli.ipynb #8d1c673b
+# %% ../nbs/90_cli.ipynb #7cd4bdba
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     "Loan-default prediction: validate, describe, synthesize, train, register, promote, roll back, run jobs, serve, monitor drift."
 
-# %% ../nbs/90_cli.ipynb #1c0c5475
+# %% ../nbs/90_cli.ipynb #d9231705
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for clean, rejected and duplicate rows and report.json")
@@ -33,7 +33,7 @@ def validate(data, out, max_reject_share, clean_format, unlabeled):
     click.echo(f"{r['rows_in']:,} rows in: {r['rows_clean']:,} clean, {r['rows_rejected']:,} rejected, "
                f"{r['rows_duplicate']:,} duplicates ({r['reject_share']:.2%} rejected, limit {limit:.0%}) -> {out}")
 
-# %% ../nbs/90_cli.ipynb #2c1e16cb
+# %% ../nbs/90_cli.ipynb #e6072f80
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="JSON file to write")
@@ -44,7 +44,7 @@ def stats(data, out):
     s = dataset_stats(load_typed(data))
     click.echo(f"{s['rows']:,} rows described -> {write_stats(s, out)}")
 
-# %% ../nbs/90_cli.ipynb #0d736d81
+# %% ../nbs/90_cli.ipynb #1e199893
 @cli.command()
 @click.option("--rows", type=click.IntRange(1), default=30_000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -58,7 +58,7 @@ def synth(rows, seed, out, shift, clean):
     path = write_synthetic(out, n_rows=rows, seed=seed, shift=shift, dirty=not clean)
     click.echo(f"{rows:,} synthetic rows (seed {seed}{', shift ' + shift if shift else ''}) -> {path}")
 
-# %% ../nbs/90_cli.ipynb #54410aa1
+# %% ../nbs/90_cli.ipynb #23f4b357
 def _settings(**overrides):
     "The settings, with command-line options that were given taking precedence."
     return get_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -87,7 +87,7 @@ def train(data, out, time_budget, seed, threshold_policy):
     click.echo(f"trained {result.candidate} (run {logged.run_id}): test ROC AUC {t['roc_auc']:.4f}, F1 {t['f1']:.4f}, "
                f"Brier {t['brier']:.4f} at threshold {result.threshold:.3f} -> {run_dir / 'train.json'}")
 
-# %% ../nbs/90_cli.ipynb #1ba25e12
+# %% ../nbs/90_cli.ipynb #a439eabb
 def _registration_line(reg) -> str:
     if not reg.created: return f"{reg.name} version {reg.version} already holds run {reg.run_id}: nothing changed"
     return f"registered {reg.name}: version {reg.version} (@staging), from run {reg.run_id}"
@@ -126,7 +126,7 @@ def rollback(name):
     restored, replaced = rollback_model(name)
     click.echo(f"{name} @production back to version {restored} (was {replaced})")
 
-# %% ../nbs/90_cli.ipynb #d9b87796
+# %% ../nbs/90_cli.ipynb #03662ab0
 def _param_value(text: str):
     from papermill.cli import _resolve_type
     return _resolve_type(text)
@@ -163,7 +163,7 @@ def pipeline(data, out, time_budget, seed):
     click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {where}"
                + (" (run it in this folder, then open http://127.0.0.1:5000)" if where == "mlflow ui" else ""))
 
-# %% ../nbs/90_cli.ipynb #d90e8fe9
+# %% ../nbs/90_cli.ipynb #dda17682
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container)")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -177,7 +177,7 @@ def serve(host, port, name, alias, version, log_level):
     overrides = {k: v for k, v in dict(model_name=name, serve_alias=alias, serve_version=version).items() if v is not None}
     run_service(host, port, log_level=log_level, **overrides)
 
-# %% ../nbs/90_cli.ipynb #bc4482b5
+# %% ../nbs/90_cli.ipynb #6d4b734a
 @cli.command()
 @click.option("--current", type=click.Path(path_type=Path), default=None, help="CSV or parquet of current applicants (scored or not)")
 @click.option("--from-store", default=None, help="SQLAlchemy URL of the prediction store [e.g. sqlite:///predictions.db]")
@@ -194,24 +194,55 @@ def serve(host, port, name, alias, version, log_level):
 @click.option("--fail-on", type=click.Choice(["warn", "alert"]), default=None, help="Exit non-zero at this status or worse")
 @click.option("--no-log", is_flag=True, help="Do not log the run to MLflow")
 @click.option("--experiment", default="loan-default-drift", show_default=True)
-def drift(current, from_store, since, until, out, model, alias, version, profile, threshold, chunk_size, period, fail_on, no_log, experiment):
+@click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True, help="Where the counts are computed")
+@click.option("--master", default=None, help="Spark master URL [default: LD_SPARK_MASTER, local[*]]")
+def drift(current, from_store, since, until, out, model, alias, version, profile, threshold, chunk_size, period, fail_on, no_log,
+          experiment, engine, master):
     "Drift and performance of current data against the serving model's reference: report.json, report.html, MLflow."
-    from loan_default.drift import drift_command
     from loan_default.pipeline import new_run_dir
     from loan_default.registry import check_tracking
     s = get_settings()
     if profile is None or not no_log: check_tracking()
     out = Path(out) if out else new_run_dir(s.runs_dir) / "drift"
-    res = drift_command(current=current, from_store=from_store, since=since, until=until, out=out, model=model or s.model_name,
-                        alias=alias, version=version, profile=profile, threshold=threshold, chunk_size=chunk_size, period=period,
-                        fail_on=fail_on, log=not no_log, experiment=experiment)
+    kw = dict(current=current, since=since, until=until, out=out, model=model or s.model_name, alias=alias, version=version,
+              profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, fail_on=fail_on, log=not no_log,
+              experiment=experiment)
+    if engine == "spark":
+        from loan_default.scale import drift_command_spark
+        if from_store is not None: raise DataError("--from-store reads the prediction store with the pandas engine: drop --engine spark")
+        res = drift_command_spark(**kw, master=master)
+    else:
+        if master is not None: raise DataError("--master is for --engine spark")
+        from loan_default.drift import drift_command
+        res = drift_command(**kw, from_store=from_store)
     if res.exit_code: raise DriftAlarm(res.message)
     click.echo(res.message)
 
 class DriftAlarm(DataError):
     "The drift status reached `--fail-on`: the message is the report's summary line."
 
-# %% ../nbs/90_cli.ipynb #67b8af06
+# %% ../nbs/90_cli.ipynb #16e07337
+@cli.command()
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet of applications")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Parquet file (pandas) or folder (spark)")
+@click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True)
+@click.option("--master", default=None, help="Spark master URL [default: LD_SPARK_MASTER, local[*]]")
+@click.option("--model", default=None, help="Registered model [default: LD_MODEL_NAME]")
+@click.option("--alias", default="production", show_default=True)
+@click.option("--version", "version", default=None, help="Model version (instead of the alias)")
+@click.option("--reasons", is_flag=True, help="Add the reason codes (JSON) per row")
+@click.option("--chunk-rows", type=click.IntRange(1), default=100_000, show_default=True, help="Rows per chunk (pandas engine)")
+@click.option("--no-progress", is_flag=True, help="No progress bar")
+def score(data, out, engine, master, model, alias, version, reasons, chunk_rows, no_progress):
+    "Score a file with the registered model: application_id, probability_of_default, predicted_default, decision (reasons)."
+    from loan_default.registry import check_tracking
+    from loan_default.scale import score_command
+    check_tracking()
+    res = score_command(data, out, engine=engine, master=master, model=model or get_settings().model_name, alias=alias,
+                        version=version, reasons=reasons, chunk_rows=chunk_rows, progress=False if no_progress else None)
+    click.echo(res.message)
+
+# %% ../nbs/90_cli.ipynb #c02d073c
 def _one_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
@@ -241,7 +272,7 @@ def main(argv=None):
         click.echo(f"error: unexpected {type(e).__name__}: {_one_line(e)} (LD_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
 
-# %% ../nbs/90_cli.ipynb #92cd6d38
+# %% ../nbs/90_cli.ipynb #5032001c
 def run_cli(*args) -> tuple[int, str]:
     "Run `loan-default ARGS` in-process: (exit code, everything printed). For tests and notebooks."
     from contextlib import redirect_stdout, redirect_stderr

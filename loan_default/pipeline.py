@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JOBS', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job', 'PipelineRun', 'new_run_dir', 'run_pipeline']
 
-# %% ../nbs/08_pipeline.ipynb #4131a3d4
+# %% ../nbs/08_pipeline.ipynb #da407e72
 import json, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .config import Settings, get_settings
 from .schema import DataError
 from .synth import write_synthetic
 
-# %% ../nbs/08_pipeline.ipynb #a7fbad33
+# %% ../nbs/08_pipeline.ipynb #9c5b2a8d
 def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path:
     "The file to run on: `data` if given, else the configured real file, else freshly generated synthetic data."
     if data is not None: return Path(data)
@@ -25,7 +25,7 @@ def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path
         "the README says how to get the real file")
     return path
 
-# %% ../nbs/08_pipeline.ipynb #017531b7
+# %% ../nbs/08_pipeline.ipynb #54c25171
 JOBS = ("validate", "stats", "train", "register")
 
 class JobError(DataError):
@@ -66,7 +66,7 @@ def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
     return out
 
-# %% ../nbs/08_pipeline.ipynb #6a56a91e
+# %% ../nbs/08_pipeline.ipynb #23e6fb32
 @dataclass
 class PipelineRun:
     "Where a run's outputs are and what it found."
@@ -105,7 +105,7 @@ def _log_notebooks(run_dir: Path, notebooks: list) -> None:
     for nb in notebooks:
         if nb.exists(): client.log_artifact(run_id, str(nb), "jobs")
 
-# %% ../nbs/08_pipeline.ipynb #aadb1c1a
+# %% ../nbs/08_pipeline.ipynb #1334a519
 def run_pipeline(data=None, out=None, settings: Settings | None = None, time_budget_s: float | None = None,
                  seed: int | None = None, model_name: str | None = None, progress: bool = False, say=print) -> PipelineRun:
     "Validate, describe, train and register: the job notebooks in order, executed into a new run folder."

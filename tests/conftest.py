@@ -17,15 +17,8 @@ def real_data() -> Path:
 
 # The environment the tests were started in. MLflow's set_tracking_uri / set_registry_uri also write
 # MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ, so a test that points MLflow somewhere would otherwise
-# send every later command-line run to that registry.
+# send every later command-line run to that registry: commands and servers started by the tests get this one.
 BASE_ENV = dict(os.environ)
-
-@pytest.fixture(autouse=True)
-def _restore_environment():
-    "Each test starts from the environment pytest started with (in this process too)."
-    yield
-    for k in [k for k in os.environ if k not in BASE_ENV and not k.startswith("PYTEST_")]: del os.environ[k]
-    os.environ.update(BASE_ENV)
 
 def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
     "Run the installed `loan-default` console script as a user would (env values of None unset a variable)."

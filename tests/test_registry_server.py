@@ -4,7 +4,7 @@ The server is started by the `mlflow_server` fixture (one worker, job execution 
 import json
 import pandas as pd
 import pytest
-from conftest import run_cli, one_line_error, SYNTHETIC_GATES, CLI
+from conftest import run_cli, one_line_error, SYNTHETIC_GATES, CLI, BASE_ENV
 from loan_default.schema import FEATURES
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_model_life(env, mlflow_server, synthetic_csv, tmp_path):
     import subprocess
     out = subprocess.run([str(CLI.parent / "mlflow"), "models", "predict", "-m", "models:/life-of-a-model@production",
                           "-i", str(tmp_path / "rows.csv"), "-t", "csv", "--env-manager", "local", "-o", str(tmp_path / "pred.json")],
-                         capture_output=True, text=True, env={**__import__("os").environ, **env}, timeout=300)
+                         capture_output=True, text=True, env={**BASE_ENV, **env}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     pred = pd.DataFrame(json.loads((tmp_path / "pred.json").read_text())["predictions"])
     assert list(pred.columns) == ["probability_of_default", "predicted_default"] and len(pred) == 5

@@ -1,0 +1,180 @@
+"""The Spark engine against the pandas engine on the same 100,000 rows: the same probabilities and decisions (to 1e-9;
+in fact bit for bit), the same PSI values and the same drift report; bad input (missing columns, an unreadable file,
+a value that is not a number, a master URL that does not answer) fails fast with one line.
+
+Spark runs in local[2]. Without pyspark these tests are skipped, unless LD_REQUIRE_SPARK=1 (CI), which makes that a failure."""
+import json, os, socket, time
+import numpy as np, pandas as pd
+import pytest
+
+try:
+    import pyspark  # noqa: F401
+    HAVE_SPARK = True
+except ImportError:
+    HAVE_SPARK = False
+if not HAVE_SPARK:
+    if os.environ.get("LD_REQUIRE_SPARK") == "1": raise ImportError("LD_REQUIRE_SPARK=1 but pyspark is not importable: pip install -e '.[spark]'")
+    pytest.skip("pyspark is not installed (pip install -e '.[spark]'; set LD_REQUIRE_SPARK=1 to make this a failure)", allow_module_level=True)
+
+import mlflow
+from loan_default.schema import DataError, FEATURES, TARGET
+from loan_default.synth import synthesize
+from loan_default import scale
+from loan_default.drift import drift_command, SCORE, DECISION
+
+ROWS = 100_000
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    "A tiny model trained on synthetic rows, registered and promoted to @production in a temporary MLflow."
+    from loan_default.train import train_model
+    from loan_default.tracking import log_training
+    from loan_default.registry import register, promote
+    d = tmp_path_factory.mktemp("mlflow")
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{d}/mlflow.db"
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.create_experiment("scale-test", artifact_location=str(d / "artifacts"))
+    trained = train_model(synthesize(3000, seed=1, dirty=False), time_budget_s=3)
+    logged = log_training(trained, "synthetic.csv", experiment="scale-test")
+    register(logged.run_id, experiment="scale-test", min_f1=0.3, min_roc_auc=0.7); promote()
+    trained.tracking_uri = f"sqlite:///{d}/mlflow.db"
+    yield trained
+    if before is None: os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else: os.environ["MLFLOW_TRACKING_URI"] = before
+
+@pytest.fixture(scope="module")
+def spark():
+    s = scale.spark_session("local[2]")
+    yield s
+    s.stop()
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    "100,000 synthetic rows with missing employment lengths and interest rates and outcomes, as parquet and as CSV."
+    d = tmp_path_factory.mktemp("data")
+    df = synthesize(ROWS, seed=11, dirty=False)
+    df.loc[::17, "person_emp_length"] = np.nan
+    df.loc[::23, "loan_int_rate"] = np.nan
+    df.to_parquet(d / "rows.parquet", index=False)
+    df.to_csv(d / "rows.csv", index=False)
+    return dict(df=df, parquet=d / "rows.parquet", csv=d / "rows.csv", dir=d)
+
+def _by_id(path) -> pd.DataFrame:
+    out = pd.read_parquet(path)
+    return out.assign(_n=out.application_id.astype("int64")).sort_values("_n").reset_index(drop=True)
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_same_probabilities(registry, spark, data, kind, tmp_path):
+    "Both engines, same file: same row ids, probabilities equal to 1e-9 (bit for bit in practice), same decisions."
+    a = scale.score_command(data[kind], tmp_path / "pandas.parquet", engine="pandas", progress=False)
+    b = scale.score_command(data[kind], tmp_path / "spark", engine="spark", spark=spark)
+    assert a.rows == b.rows == ROWS
+    A, B = _by_id(a.out), _by_id(b.out)
+    assert (A.application_id == B.application_id).all() and A._n.tolist() == list(range(ROWS))
+    np.testing.assert_allclose(A[SCORE], B[SCORE], rtol=0, atol=1e-9)
+    assert (A[DECISION] == B[DECISION]).all() and (A.decision == B.decision).all()
+    np.testing.assert_allclose(A[SCORE], registry.model.predict_proba(data["df"][FEATURES]), rtol=0, atol=1e-12)
+    print(f"\n{kind}: max |pandas - spark| = {np.abs(A[SCORE] - B[SCORE]).max():.3g}; {a.message}; {b.message}")
+
+def test_same_reasons(registry, spark, data, tmp_path):
+    "Reason codes (JSON text) agree between the engines."
+    small = data["df"].head(3000).assign(application_id=lambda d: [f"a{i}" for i in range(len(d))])
+    small.to_parquet(tmp_path / "small.parquet", index=False)
+    a = scale.score_command(tmp_path / "small.parquet", tmp_path / "p.parquet", reasons=True, progress=False)
+    b = scale.score_command(tmp_path / "small.parquet", tmp_path / "s", engine="spark", reasons=True, spark=spark)
+    A, B = pd.read_parquet(a.out).set_index("application_id"), pd.read_parquet(b.out).set_index("application_id").loc[small.application_id]
+    assert (A.reasons.map(json.loads).map(lambda r: [x["feature"] for x in r]) == B.reasons.map(json.loads).map(lambda r: [x["feature"] for x in r])).all()
+    np.testing.assert_allclose([x["contribution"] for r in A.reasons for x in json.loads(r)],
+                               [x["contribution"] for r in B.reasons for x in json.loads(r)], rtol=1e-12)
+
+def test_same_drift_report(registry, spark, data, tmp_path):
+    "drift on Spark (aggregations) and on pandas, same 100,000 rows with outcomes: same PSI (to 1e-9), quality, chart, performance."
+    sp = scale.drift_command_spark(data["parquet"], out=tmp_path / "spark", spark=spark, log=False)
+    pdr = drift_command(current=data["parquet"], out=tmp_path / "pandas", log=False)
+    a, b = sp.report, pdr.report
+    print(f"\nspark drift {a['seconds']:.1f} s, pandas drift {b['seconds']:.1f} s; {sp.message}")
+    assert a["rows"] == b["rows"] == ROWS and a["status"] == b["status"] and a["reasons"] == b["reasons"]
+    assert set(a["psi"]) == set(b["psi"]) and "score" in a["psi"]
+    for k in b["psi"]: assert abs(a["psi"][k] - b["psi"][k]) <= 1e-9, k
+    assert a["distributions"] == b["distributions"] and a["chunking"] == b["chunking"]
+    assert a["data_quality"] == b["data_quality"]
+    for k, row in b["psi_table"].items(): assert a["psi_table"][k]["verdict"] == row["verdict"] and a["psi_table"][k]["moved_most"] == row["moved_most"]
+    pa_, pb = pd.DataFrame(a["control_chart"]["points"]), pd.DataFrame(b["control_chart"]["points"])
+    pd.testing.assert_frame_equal(pa_, pb, check_dtype=False, rtol=1e-9)
+    assert a["performance"]["with_outcomes"] and a["performance"]["labelled_rows"] == b["performance"]["labelled_rows"]
+    for k, v in b["performance"]["overall"].items():
+        for q in ("value", "low", "high"): assert abs(a["performance"]["overall"][k][q] - v[q]) <= 1e-9, (k, q)
+    pd.testing.assert_frame_equal(pd.DataFrame(a["performance"]["expected"]["chunks"]), pd.DataFrame(b["performance"]["expected"]["chunks"]),
+                                  check_dtype=False, rtol=1e-9)
+    assert json.loads((tmp_path / "spark" / "report.json").read_text())["status"] == a["status"]
+    assert (tmp_path / "spark" / "report.html").stat().st_size > 10_000
+
+def test_drift_by_period_and_time_order(registry, spark, data, tmp_path):
+    "With a scored_at column (shuffled in the file): rows sorted by time, chunked by day or by rows, as the pandas engine does."
+    df = data["df"].head(20_000).copy()
+    rng = np.random.default_rng(3)
+    df["scored_at"] = pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 10 * 86400, len(df)), unit="s")
+    df.to_parquet(tmp_path / "timed.parquet", index=False)
+    for kw in (dict(period="D"), dict(chunk_size=1_000)):
+        sp = scale.drift_command_spark(tmp_path / "timed.parquet", out=tmp_path / "s", spark=spark, log=False, **kw)
+        pdr = drift_command(current=tmp_path / "timed.parquet", out=tmp_path / "p", log=False, **kw)
+        a, b = pd.DataFrame(sp.report["control_chart"]["points"]), pd.DataFrame(pdr.report["control_chart"]["points"])
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=1e-9)
+        assert sp.report["window"] == pdr.report["window"] and sp.report["chunking"] == pdr.report["chunking"]
+
+def _one_line(e) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg and "Traceback" not in msg, msg
+    return msg
+
+def test_bad_input(registry, spark, data, tmp_path):
+    "Missing columns, an unreadable file, text in a number column, an unknown engine: a one-line DataError on both engines."
+    data["df"].drop(columns=["loan_amnt", "loan_grade"]).head(100).to_csv(tmp_path / "short.csv", index=False)
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 this is not parquet")
+    bad = data["df"].head(5000).astype({"person_income": object}); bad.loc[4321, "person_income"] = "lots"
+    bad.to_csv(tmp_path / "text.csv", index=False)
+    for engine in ("pandas", "spark"):
+        kw = dict(engine=engine, progress=False, spark=spark if engine == "spark" else None)
+        with pytest.raises(DataError) as e: scale.score_command(tmp_path / "short.csv", tmp_path / "o1", **kw)
+        assert "lacks columns: loan_grade, loan_amnt" in _one_line(e)
+        with pytest.raises(DataError) as e: scale.score_command(tmp_path / "junk.parquet", tmp_path / "o2", **kw)
+        assert "is not a readable parquet file" in _one_line(e)
+        with pytest.raises(DataError) as e: scale.score_command(tmp_path / "none.csv", tmp_path / "o3", **kw)
+        assert "no such file" in _one_line(e)
+        with pytest.raises(DataError) as e: scale.score_command(tmp_path / "text.csv", tmp_path / "o4", **kw)
+        msg = _one_line(e)
+        assert ("row 4321: person_income 'lots' is not a number" in msg) if engine == "pandas" else ("does not fit its column's type" in msg), msg
+        assert not (tmp_path / "o4").exists() or engine == "spark"
+    with pytest.raises(DataError) as e: scale.drift_command_spark(tmp_path / "short.csv", out=tmp_path / "d", spark=spark, log=False)
+    assert "lacks columns" in _one_line(e)
+    with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o5", engine="dask")
+    assert "engine must be one of" in _one_line(e)
+    with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o6", version="99")
+    assert "no model loan-default version 99" in _one_line(e)
+
+def test_one_line_on_stderr(registry, data, tmp_path):
+    "In a fresh process, as the CLI runs it: a Spark failure leaves exactly one line on stderr (the JVM's log goes to a file)."
+    import subprocess, sys
+    bad = data["df"].head(2000).astype({"loan_amnt": object}); bad.loc[1500, "loan_amnt"] = "a lot"
+    bad.to_csv(tmp_path / "text.csv", index=False)
+    code = ("import sys, logging; logging.basicConfig(level=logging.WARNING)\nfrom loan_default.scale import score_command\nfrom loan_default.schema import DataError\n"
+            f"try: score_command({str(tmp_path / 'text.csv')!r}, {str(tmp_path / 'out')!r}, engine='spark', master='local[1]')\n"
+            "except DataError as e: print('error:', e, file=sys.stderr); sys.exit(1)")
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=180,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri}, cwd=tmp_path)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-3000:]
+    assert "does not fit its column's type" in r.stderr
+
+def test_master_that_does_not_answer(registry, data, tmp_path):
+    "A spark:// master nobody listens on: a one-line error well within 30 s, before Spark retries for minutes."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(DataError) as e:
+        scale.score_command(data["parquet"], tmp_path / "o", engine="spark", master=f"spark://127.0.0.1:{port}")
+    assert "does not answer" in _one_line(e) and time.monotonic() - started < 30
+    with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o", engine="spark", master="sparkk://x:7077")
+    assert "not a Spark master URL" in _one_line(e)
+    with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o", engine="pandas", master="local[2]")
+    assert "--master is for the spark engine" in _one_line(e)
