@@ -20,6 +20,18 @@ def real_data() -> Path:
 # send every later command-line run to that registry: commands and servers started by the tests get this one.
 BASE_ENV = dict(os.environ)
 
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_mlflow_uris():
+    "After each test file, MLflow's URIs (its globals and the variables it writes) are back to pytest's starting ones."
+    yield
+    import mlflow
+    mlflow.set_tracking_uri(None); mlflow.set_registry_uri(None)
+    for k in MLFLOW_URI_VARIABLES:
+        if k in BASE_ENV: os.environ[k] = BASE_ENV[k]
+        else: os.environ.pop(k, None)
+
 def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
     "Run the installed `loan-default` console script as a user would (env values of None unset a variable)."
     full = {**BASE_ENV, **(env or {})}
