@@ -6,11 +6,12 @@
 __all__ = ['PSI_FLOOR', 'STATUSES', 'MIN_CHUNK', 'MAX_POINTS', 'RULE_NAMES', 'SCORE', 'DECISION', 'DRIFT', 'FAIL_ON', 'shares',
            'psi', 'Thresholds', 'verdict', 'worst', 'feature_counts', 'psi_table', 'quality_table',
            'default_chunk_size', 'chunks_by_size', 'chunks_by_period', 'control_limits', 'western_electric', 'p_chart',
-           'weighted_auc', 'bootstrap_scores', 'expected_performance', 'drift_report', 'plot_psi', 'plot_p_chart',
-           'plot_distributions', 'report_html', 'write_report', 'read_current', 'read_store', 'ModelReference',
-           'model_reference', 'score_frame', 'log_drift_run', 'exit_status', 'DriftResult', 'drift_command']
+           'weighted_auc', 'bootstrap_scores', 'expected_performance', 'realised_performance', 'drift_report',
+           'plot_psi', 'plot_p_chart', 'plot_distributions', 'report_html', 'write_report', 'read_current',
+           'read_store', 'ModelReference', 'model_reference', 'score_frame', 'log_drift_run', 'exit_status',
+           'DriftResult', 'drift_command']
 
-# %% ../nbs/10_drift.ipynb #9b1879d4
+# %% ../nbs/10_drift.ipynb #2416d1da
 import base64, io, json, math, time
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ import numpy as np, pandas as pd
 from .schema import COLUMN, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, TARGET, DataError, coerce
 from .profile import bin_counts, reference_shares, bin_labels, load_profile
 
-# %% ../nbs/10_drift.ipynb #58210509
+# %% ../nbs/10_drift.ipynb #b90e04f4
 PSI_FLOOR = 1e-4
 
 def shares(counts) -> np.ndarray:
@@ -36,7 +37,7 @@ def psi(expected, actual, floor: float = PSI_FLOOR) -> float:
     e, a = np.maximum(e, floor), np.maximum(a, floor)
     return float(np.sum((a - e) * np.log(a / e)))
 
-# %% ../nbs/10_drift.ipynb #639fa6a3
+# %% ../nbs/10_drift.ipynb #222c6f18
 STATUSES = ("ok", "warn", "alert")
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def worst(statuses) -> str:
     "The most severe of `statuses` ('ok' for none)."
     return max(statuses, key=STATUSES.index, default="ok")
 
-# %% ../nbs/10_drift.ipynb #0f12cd39
+# %% ../nbs/10_drift.ipynb #442c157b
 def feature_counts(profile: dict, df: pd.DataFrame, scores=None) -> dict:
     "Per feature (and 'score'), the counts of the current values in the reference's slots."
     out = {c: bin_counts(profile["features"][c], df[c]) for c in FEATURES}
@@ -84,7 +85,7 @@ def psi_table(profile: dict, counts: dict, th: Thresholds = Thresholds()) -> pd.
                           moved_most=bin_labels(_entry(profile, name))[top], reference_share=ref[top], current_share=cur[top])
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("feature")
 
-# %% ../nbs/10_drift.ipynb #d406fb6c
+# %% ../nbs/10_drift.ipynb #128802c5
 def _out_of_range(name: str, values) -> float:
     "Share of present values of numeric `name` outside the contract's bounds."
     x = values.to_numpy("float64", na_value=np.nan) if isinstance(values, pd.Series) else np.asarray(values, dtype="float64")
@@ -116,7 +117,7 @@ def quality_table(profile: dict, df: pd.DataFrame, counts: dict, th: Thresholds 
                           unseen_values=_unseen_values(e, df[name]) if unseen > 0 else {}, verdict=v)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("feature")
 
-# %% ../nbs/10_drift.ipynb #0477563d
+# %% ../nbs/10_drift.ipynb #f4b9ee39
 MIN_CHUNK = 500
 MAX_POINTS = 100
 
@@ -139,7 +140,7 @@ def chunks_by_period(times, freq: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
     codes, uniques = pd.factorize(starts, sort=True)
     return codes.astype("int64"), pd.DatetimeIndex(uniques).tz_localize("UTC")
 
-# %% ../nbs/10_drift.ipynb #2e4db147
+# %% ../nbs/10_drift.ipynb #7e3bc336
 def control_limits(p0: float, n, sigmas: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     "Lower and upper p-chart limits for chunks of `n` rows around `p0`, clipped to [0, 1]."
     s = np.sqrt(p0 * (1 - p0) / np.asarray(n, dtype="float64"))
@@ -161,7 +162,7 @@ def western_electric(z) -> np.ndarray:
         out[:, 3] |= (s > 0) & (_window_count(s > 0, 8) >= 8)
     return out
 
-# %% ../nbs/10_drift.ipynb #f99859c5
+# %% ../nbs/10_drift.ipynb #aca3cfa9
 RULE_NAMES = ("beyond_limits", "2_of_3_beyond_2_sigma", "4_of_5_beyond_1_sigma", "8_on_one_side")
 
 def p_chart(p, chunks, p0: float, y=None, sigmas: float = 3.0) -> pd.DataFrame:
@@ -189,7 +190,7 @@ def p_chart(p, chunks, p0: float, y=None, sigmas: float = 3.0) -> pd.DataFrame:
         out["realised_beyond_limits"] = (labelled > 0) & ((out.realised_rate < rlo) | (out.realised_rate > rhi))
     return out
 
-# %% ../nbs/10_drift.ipynb #2ca764f5
+# %% ../nbs/10_drift.ipynb #a25427e6
 def weighted_auc(y, p, w) -> np.ndarray:
     "ROC AUC of scores `p` for labels `y` under each row of weights `w` (shape (B, n)); ties count half."
     y, p = np.asarray(y, dtype="float64"), np.asarray(p, dtype="float64")
@@ -226,7 +227,7 @@ def bootstrap_scores(y, p, threshold: float, n_boot: int = 200, seed: int = 0, l
         out[k] = dict(value=float(point[k][0]), low=float(lo), high=float(hi))
     return out
 
-# %% ../nbs/10_drift.ipynb #5da82b9d
+# %% ../nbs/10_drift.ipynb #5b66b77b
 def expected_performance(p, chunks, threshold: float) -> pd.DataFrame:
     "Per chunk: expected default rate, precision, recall and F1 at `threshold`, from calibrated probabilities `p` alone."
     p, chunks = np.asarray(p, dtype="float64"), np.asarray(chunks)
@@ -243,7 +244,7 @@ def expected_performance(p, chunks, threshold: float) -> pd.DataFrame:
                                 expected_f1=(2 * tp / (2 * tp + fp + fn))[keep]))
     return out
 
-# %% ../nbs/10_drift.ipynb #01bb9398
+# %% ../nbs/10_drift.ipynb #dc67af55
 SCORE, DECISION = "probability_of_default", "predicted_default"
 
 def _features_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -266,6 +267,27 @@ def _chunk(df: pd.DataFrame, time_col: str | None, chunk_size: int | None, perio
 def _records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(frame.to_json(orient="records"))
 
+def realised_performance(y, p, codes, threshold: float, test: dict, th: Thresholds, statuses: list, reasons: list) -> dict:
+    "From labelled rows (outcome `y`, probability `p`, chunk `codes`): calibration in the large, bootstrap scores against the test figures, per-chunk scores; appends verdicts."
+    z = float((y.sum() - p.sum()) / np.sqrt(max(np.sum(p * (1 - p)), 1e-12)))
+    calibration = dict(predicted_rate=float(p.mean()), realised_rate=float(y.mean()), difference=float(y.mean() - p.mean()), z=z)
+    if abs(z) > th.sigmas:
+        statuses.append("warn"); reasons.append(f"realised default rate {y.mean():.3f} against predicted {p.mean():.3f} (z = {z:.1f}): the model is off calibration")
+    overall = bootstrap_scores(y, p, threshold)
+    for k, v in overall.items():
+        ref = test.get(k)
+        worse = None if ref is None else (v["high"] < ref if k != "brier" else v["low"] > ref)
+        v["test"], v["below_test"] = ref, worse
+        if worse: statuses.append("warn"); reasons.append(f"realised {k} {v['value']:.3f} (90% CI {v['low']:.3f}-{v['high']:.3f}) is below test {ref:.3f}")
+    if overall["f1"]["value"] < th.min_f1:
+        statuses.append("alert"); reasons.append(f"realised F1 {overall['f1']['value']:.3f} is below the registration gate {th.min_f1:g}")
+    chunks = []
+    for c in np.unique(codes):
+        m = codes == c
+        if m.sum() >= 50 and len(np.unique(y[m])) == 2:
+            chunks.append(dict(chunk=int(c), n_labelled=int(m.sum())) | bootstrap_scores(y[m], p[m], threshold, seed=int(c)))
+    return dict(with_outcomes=True, labelled_rows=int(len(y)), calibration=calibration, overall=overall, chunks=chunks)
+
 def _performance(df, p, codes, threshold, test, th) -> dict:
     "Realised performance per chunk and overall when outcomes exist, expected performance always."
     expected = expected_performance(p, codes, threshold)
@@ -277,29 +299,11 @@ def _performance(df, p, codes, threshold, test, th) -> dict:
     y = df[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in df else None
     known = None if y is None else ~np.isnan(y)
     if known is not None and known.sum() > 0 and len(np.unique(y[known])) == 2:
-        pl, yl = p[known], y[known]
-        z = float((yl.sum() - pl.sum()) / np.sqrt(max(np.sum(pl * (1 - pl)), 1e-12)))
-        calibration = dict(predicted_rate=float(pl.mean()), realised_rate=float(yl.mean()), difference=float(yl.mean() - pl.mean()), z=z)
-        if abs(z) > th.sigmas:
-            statuses.append("warn"); reasons.append(f"realised default rate {yl.mean():.3f} against predicted {pl.mean():.3f} (z = {z:.1f}): the model is off calibration")
-        overall = bootstrap_scores(y[known], p[known], threshold)
-        for k, v in overall.items():
-            ref = test.get(k)
-            worse = None if ref is None else (v["high"] < ref if k != "brier" else v["low"] > ref)
-            v["test"], v["below_test"] = ref, worse
-            if worse: statuses.append("warn"); reasons.append(f"realised {k} {v['value']:.3f} (90% CI {v['low']:.3f}-{v['high']:.3f}) is below test {ref:.3f}")
-        if overall["f1"]["value"] < th.min_f1:
-            statuses.append("alert"); reasons.append(f"realised F1 {overall['f1']['value']:.3f} is below the registration gate {th.min_f1:g}")
-        chunks = []
-        for c in np.unique(codes[known]):
-            m = known & (codes == c)
-            if m.sum() >= 50 and len(np.unique(y[m])) == 2:
-                chunks.append(dict(chunk=int(c), n_labelled=int(m.sum())) | bootstrap_scores(y[m], p[m], threshold, seed=int(c)))
-        out |= dict(with_outcomes=True, labelled_rows=int(known.sum()), calibration=calibration, overall=overall, chunks=chunks)
+        out |= realised_performance(y[known], p[known], codes[known], threshold, test, th, statuses, reasons)
     else: out |= dict(with_outcomes=False, labelled_rows=0 if known is None else int(known.sum()))
     return out | dict(status=worst(statuses)), reasons
 
-# %% ../nbs/10_drift.ipynb #61b52219
+# %% ../nbs/10_drift.ipynb #59ff62c2
 def drift_report(current: pd.DataFrame, profile: dict, threshold: float = 0.5, test: dict | None = None, model: dict | None = None,
                  chunk_size: int | None = None, period: str | None = None, time_col: str | None = "scored_at",
                  th: Thresholds = Thresholds()) -> dict:
@@ -340,7 +344,7 @@ def drift_report(current: pd.DataFrame, profile: dict, threshold: float = 0.5, t
                 data_quality=dict(status=worst(dq.verdict), features=json.loads(dq.to_json(orient="index"))),
                 control_chart=chart, performance=perf, seconds=round(time.perf_counter() - started, 3))
 
-# %% ../nbs/10_drift.ipynb #c0b1b637
+# %% ../nbs/10_drift.ipynb #17f71b14
 _COLOURS = dict(ok="tab:green", warn="tab:orange", alert="tab:red")
 
 def plot_psi(report: dict):
@@ -389,7 +393,7 @@ def plot_distributions(report: dict, names: list[str] | None = None, top: int = 
         ax.set_title(f"{name} (PSI {report['psi'][name]:.3f})", fontsize=9); ax.legend(fontsize=7)
     return fig
 
-# %% ../nbs/10_drift.ipynb #7ef206a9
+# %% ../nbs/10_drift.ipynb #506c0f4b
 def _clean(x):
     "`x` with NaN and infinities as None, numpy scalars as Python ones: strict JSON."
     if isinstance(x, dict): return {str(k): _clean(v) for k, v in x.items()}
@@ -454,7 +458,7 @@ def write_report(report: dict, out) -> tuple[Path, Path]:
     (out / "report.html").write_text(report_html(report))
     return out / "report.json", out / "report.html"
 
-# %% ../nbs/10_drift.ipynb #d9382c53
+# %% ../nbs/10_drift.ipynb #536e4fb1
 def read_current(path) -> pd.DataFrame:
     "A CSV or parquet file of current rows."
     path = Path(path)
@@ -493,7 +497,7 @@ def read_store(url: str, since=None, until=None, model_name: str | None = None, 
     df["scored_at"] = pd.to_datetime(df["scored_at"], utc=True)
     return df.astype({c: "float64" for c in NUMERIC_FEATURES + [SCORE, TARGET]})
 
-# %% ../nbs/10_drift.ipynb #e7d401a1
+# %% ../nbs/10_drift.ipynb #84117545
 @dataclass
 class ModelReference:
     "What monitoring needs from one model version: its reference profile, threshold and test figures."
@@ -529,7 +533,7 @@ def score_frame(df: pd.DataFrame, name: str, version: str) -> pd.DataFrame:
     pred = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(df[[c for c in FEATURES if c in df]])
     return df.assign(**{SCORE: pred[SCORE].to_numpy(), DECISION: pred[DECISION].to_numpy()})
 
-# %% ../nbs/10_drift.ipynb #b0a67fca
+# %% ../nbs/10_drift.ipynb #144266ac
 DRIFT = "drift"
 
 def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -> str:
@@ -559,7 +563,7 @@ def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -
         client.set_model_version_tag(m["name"], m["version"], "drift.last_status", report["status"])
     return run.info.run_id
 
-# %% ../nbs/10_drift.ipynb #53c53800
+# %% ../nbs/10_drift.ipynb #ccadba73
 FAIL_ON = ("warn", "alert")
 
 def exit_status(status: str, fail_on: str | None) -> int:

@@ -10,7 +10,7 @@ __all__ = ['ID', 'REQUIRED', 'OUTPUT_COLUMNS', 'SPARK_LOCAL', 'SPARK_LOG', 'ENGI
            'spark_unseen_values', 'quality_from_counts', 'p_chart_from_sums', 'spark_drift_report',
            'drift_command_spark']
 
-# %% ../nbs/12_scale.ipynb #b2f9785e
+# %% ../nbs/12_scale.ipynb #64d60913
 import json, os, re, shutil, socket, sys, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
@@ -22,11 +22,11 @@ import mlflow
 import pyarrow as pa, pyarrow.parquet as pq
 from .schema import COLUMN, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, NULLABLE, TARGET, DataError
 from .profile import bin_labels, reference_shares, load_profile
-from .drift import (SCORE, DECISION, Thresholds, psi_table, verdict, worst, control_limits, western_electric,
-                                RULE_NAMES, bootstrap_scores, default_chunk_size, shares, write_report, log_drift_run,
+from .drift import (SCORE, DECISION, Thresholds, realised_performance, psi_table, verdict, worst, control_limits, western_electric,
+                                RULE_NAMES, default_chunk_size, shares, write_report, log_drift_run,
                                 exit_status, DriftResult, ModelReference, model_reference, feature_counts, quality_table)
 
-# %% ../nbs/12_scale.ipynb #af99f315
+# %% ../nbs/12_scale.ipynb #7c627be3
 ID = "application_id"
 REQUIRED = [c for c in FEATURES if c not in NULLABLE]
 
@@ -50,7 +50,7 @@ def check_columns(columns, path="input") -> None:
     missing = [c for c in REQUIRED if c not in columns]
     if missing: raise DataError(f"{path} lacks columns: {', '.join(missing)}")
 
-# %% ../nbs/12_scale.ipynb #af1d00cb
+# %% ../nbs/12_scale.ipynb #d4f6d092
 def _text_columns(columns) -> dict:
     return {c: "object" for c in columns if c in CATEGORICAL_FEATURES or c == ID}
 
@@ -83,7 +83,7 @@ def read_chunks(path, chunk_rows: int = 100_000):
     except (OSError, pa.ArrowException, UnicodeDecodeError, pd.errors.ParserError) as e:
         raise DataError(f"{p}: unreadable after row {start}: {str(e).strip().splitlines()[0]}") from None
 
-# %% ../nbs/12_scale.ipynb #8c365afb
+# %% ../nbs/12_scale.ipynb #bc30d5e8
 @dataclass(frozen=True)
 class ModelRef:
     "A pinned registered model version and its decision threshold."
@@ -107,7 +107,7 @@ def resolve_model(name: str = "loan-default", alias: str | None = "production", 
         raise DataError(f"no model {name} {'version ' + str(version) if version else '@' + str(alias)}: {str(e).splitlines()[0]}") from None
     return ModelRef(name, str(mv.version), threshold)
 
-# %% ../nbs/12_scale.ipynb #ca5ca231
+# %% ../nbs/12_scale.ipynb #034d6575
 OUTPUT_COLUMNS = [ID, SCORE, DECISION, "decision"]
 
 def decisions(pred) -> np.ndarray:
@@ -155,7 +155,7 @@ class ChunkScorer:
         except DataError as e: raise _offset_rows(e, start) from None
         return out
 
-# %% ../nbs/12_scale.ipynb #d9da51f5
+# %% ../nbs/12_scale.ipynb #ce48b57a
 @dataclass
 class ScoreResult:
     "What a scoring job did."
@@ -193,7 +193,7 @@ def score_pandas(data, out, model: ModelRef, reasons: bool = False, chunk_rows: 
     finally: partial.unlink(missing_ok=True)
     return ScoreResult("pandas", n, out, model.name, model.version, time.perf_counter() - started)
 
-# %% ../nbs/12_scale.ipynb #be7d7bf7
+# %% ../nbs/12_scale.ipynb #214341b1
 SPARK_LOCAL = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$|^local-cluster\[\d+,\d+,\d+\]$")
 
 def _answers(host: str, port: int, timeout: float) -> bool:
@@ -220,7 +220,7 @@ def check_master(master: str, timeout: float = 5.0) -> str:
         return master
     raise DataError(f"not a Spark master URL: {master!r} (use local[*], local[N], spark://host:port, k8s://https://host:port or yarn)")
 
-# %% ../nbs/12_scale.ipynb #c69143bf
+# %% ../nbs/12_scale.ipynb #dd6347e2
 SPARK_LOG = Path(tempfile.gettempdir()) / "loan-default-spark.log"
 
 @contextmanager
@@ -253,7 +253,7 @@ def spark_session(master: str | None = None, app_name: str = "loan-default", con
     spark.sparkContext.setLogLevel(os.environ.get("LD_SPARK_LOG_LEVEL", "ERROR"))
     return spark
 
-# %% ../nbs/12_scale.ipynb #e2e9b4aa
+# %% ../nbs/12_scale.ipynb #6d387ae0
 _DATA_ERROR = re.compile(r"(?:loan_default\.\w+\.)?(?:ModelInputError|DataError|SchemaError): (.+)")
 
 def spark_message(e: BaseException) -> str:
@@ -275,7 +275,7 @@ def spark_errors(what: str):
         if type(e).__module__.split(".")[0] not in ("pyspark", "py4j") and not isinstance(e, (ConnectionError, RuntimeError)): raise
         raise DataError(f"{what}: {spark_message(e)}") from None
 
-# %% ../nbs/12_scale.ipynb #9c62baea
+# %% ../nbs/12_scale.ipynb #4463d080
 def spark_read(spark, path, columns: list[str] | None = None):
     "A Spark DataFrame of `path` (CSV or parquet) with the applicant columns typed (numbers double, categories string)."
     from pyspark.sql import functions as F, types as T
@@ -294,7 +294,7 @@ def spark_read(spark, path, columns: list[str] | None = None):
         rest = [F.col(c) for c in sdf.columns if c not in FEATURES]
         return sdf.select(*rest, *cast, *absent)
 
-# %% ../nbs/12_scale.ipynb #66c62718
+# %% ../nbs/12_scale.ipynb #9d9b4dd6
 def with_row_index(sdf, name: str = "_row"):
     "`sdf` with a 0-based consecutive row index column `name` in partition order (persisted: the layout must not change)."
     from pyspark.sql import functions as F
@@ -308,7 +308,7 @@ def with_row_index(sdf, name: str = "_row"):
     local = F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), 33)
     return tagged.withColumn(name, (table[F.col("_pid")] + local).cast("long")).drop("_pid", "_mid")
 
-# %% ../nbs/12_scale.ipynb #a407f532
+# %% ../nbs/12_scale.ipynb #e5c2021b
 def model_udf(spark, model: ModelRef):
     "The pinned model as a Spark UDF returning struct<probability_of_default: double, predicted_default: long>."
     from pyspark.sql import types as T
@@ -361,7 +361,7 @@ def score_spark(data, out, model: ModelRef, spark=None, master: str | None = Non
     finally: shutil.rmtree(partial, ignore_errors=True)
     return ScoreResult("spark", n, out, model.name, model.version, time.perf_counter() - started)
 
-# %% ../nbs/12_scale.ipynb #ec3cbb5c
+# %% ../nbs/12_scale.ipynb #d46e6fe7
 ENGINES = ("pandas", "spark")
 
 def score_command(data, out, engine: str = "pandas", master: str | None = None, model: str = "loan-default",
@@ -379,7 +379,7 @@ def score_command(data, out, engine: str = "pandas", master: str | None = None, 
                    f"({res.rows_per_second():,.0f} rows/s) -> {res.out}")
     return res
 
-# %% ../nbs/12_scale.ipynb #36afc524
+# %% ../nbs/12_scale.ipynb #2d809373
 def _slot_expr(entry: dict, c):
     "A Spark column: the slot of `bin_counts`'s layout each value of column `c` falls in."
     from pyspark.sql import functions as F
@@ -422,7 +422,7 @@ def spark_unseen_values(sdf, profile: dict, counts: dict, limit: int = 5) -> dic
         with spark_errors("counting unseen values"): out[n] = {str(r[n]): int(r["count"]) for r in q.collect()}
     return out
 
-# %% ../nbs/12_scale.ipynb #d35104a8
+# %% ../nbs/12_scale.ipynb #f781b0cb
 def quality_from_counts(profile: dict, counts: dict, out_of_range: dict, rows: int, unseen_values: dict,
                         th: Thresholds = Thresholds()) -> pd.DataFrame:
     "`drift.quality_table` from aggregated counts (no rows needed)."
@@ -440,7 +440,7 @@ def quality_from_counts(profile: dict, counts: dict, out_of_range: dict, rows: i
                          unseen=unseen, unseen_values=unseen_values.get(name, {}) if unseen > 0 else {}, verdict=v)
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("feature")
 
-# %% ../nbs/12_scale.ipynb #27d38155
+# %% ../nbs/12_scale.ipynb #b6847ee8
 def p_chart_from_sums(sums: pd.DataFrame, p0: float, sigmas: float = 3.0, with_outcomes: bool = False) -> pd.DataFrame:
     "`drift.p_chart`'s table from per-chunk sums: columns chunk, n, sum_p (and n_labelled, sum_y with outcomes)."
     s = sums[sums.n > 0].sort_values("chunk")
@@ -459,7 +459,7 @@ def p_chart_from_sums(sums: pd.DataFrame, p0: float, sigmas: float = 3.0, with_o
         out["realised_beyond_limits"] = (labelled > 0) & ((out.realised_rate < rlo) | (out.realised_rate > rhi))
     return out
 
-# %% ../nbs/12_scale.ipynb #e3310300
+# %% ../nbs/12_scale.ipynb #b4de1a60
 _PERIOD_UNIT = {"D": "day", "h": "hour", "H": "hour", "W": "week", "M": "month", "MS": "month", "min": "minute", "T": "minute"}
 
 def _spark_chunks(sdf, time_col, chunk_size, period, rows):
@@ -505,7 +505,7 @@ def _time_text(sdf, time_col: str):
         return F.date_format(F.col(time_col), "yyyy-MM-dd HH:mm:ssxxx")
     return F.col(time_col).cast("string")
 
-# %% ../nbs/12_scale.ipynb #b582d7be
+# %% ../nbs/12_scale.ipynb #f283faee
 def _spark_performance(sdf, sums, threshold, test, th, with_y) -> tuple[dict, list]:
     "`drift`'s performance section: expected figures from sums, realised ones from the labelled rows' (p, y)."
     expected = _expected(sums)
@@ -521,28 +521,11 @@ def _spark_performance(sdf, sums, threshold, test, th, with_y) -> tuple[dict, li
             ly = sdf.where(F.col(TARGET).isNotNull()).select("_chunk", SCORE, TARGET).orderBy("_chunk", "_file_row").toPandas()
         pl, yl, codes = ly[SCORE].to_numpy("float64"), ly[TARGET].to_numpy("float64"), ly["_chunk"].to_numpy("int64")
     if with_y and labelled > 0 and len(np.unique(yl)) == 2:
-        z = float((yl.sum() - pl.sum()) / np.sqrt(max(np.sum(pl * (1 - pl)), 1e-12)))
-        calibration = dict(predicted_rate=float(pl.mean()), realised_rate=float(yl.mean()), difference=float(yl.mean() - pl.mean()), z=z)
-        if abs(z) > th.sigmas:
-            statuses.append("warn"); reasons.append(f"realised default rate {yl.mean():.3f} against predicted {pl.mean():.3f} (z = {z:.1f}): the model is off calibration")
-        overall = bootstrap_scores(yl, pl, threshold)
-        for k, v in overall.items():
-            ref = test.get(k)
-            worse = None if ref is None else (v["high"] < ref if k != "brier" else v["low"] > ref)
-            v["test"], v["below_test"] = ref, worse
-            if worse: statuses.append("warn"); reasons.append(f"realised {k} {v['value']:.3f} (90% CI {v['low']:.3f}-{v['high']:.3f}) is below test {ref:.3f}")
-        if overall["f1"]["value"] < th.min_f1:
-            statuses.append("alert"); reasons.append(f"realised F1 {overall['f1']['value']:.3f} is below the registration gate {th.min_f1:g}")
-        chunks = []
-        for c in np.unique(codes):
-            m = codes == c
-            if m.sum() >= 50 and len(np.unique(yl[m])) == 2:
-                chunks.append(dict(chunk=int(c), n_labelled=int(m.sum())) | bootstrap_scores(yl[m], pl[m], threshold, seed=int(c)))
-        out |= dict(with_outcomes=True, labelled_rows=labelled, calibration=calibration, overall=overall, chunks=chunks)
+        out |= realised_performance(yl, pl, codes, threshold, test, th, statuses, reasons)
     else: out |= dict(with_outcomes=False, labelled_rows=labelled if with_y else 0)
     return out | dict(status=worst(statuses)), reasons
 
-# %% ../nbs/12_scale.ipynb #4e539b3a
+# %% ../nbs/12_scale.ipynb #6003e599
 def spark_drift_report(sdf, profile: dict, threshold: float = 0.5, test: dict | None = None, model: dict | None = None,
                        chunk_size: int | None = None, period: str | None = None, time_col: str | None = "scored_at",
                        th: Thresholds = Thresholds()) -> dict:
@@ -593,7 +576,7 @@ def spark_drift_report(sdf, profile: dict, threshold: float = 0.5, test: dict | 
                 data_quality=dict(status=worst(dq.verdict), features=json.loads(dq.to_json(orient="index"))),
                 control_chart=chart, performance=perf, seconds=round(time.perf_counter() - started, 3), engine="spark")
 
-# %% ../nbs/12_scale.ipynb #fb9e00b4
+# %% ../nbs/12_scale.ipynb #8a45e79b
 def drift_command_spark(current, out="drift", model: str = "loan-default", alias: str | None = "production",
                         version: str | None = None, profile=None, threshold: float | None = None, chunk_size: int | None = None,
                         period: str | None = None, fail_on: str | None = None, log: bool = True, experiment: str = "loan-default-drift",
