@@ -89,8 +89,11 @@ def train(data, out, time_budget, seed, threshold_policy):
 
 # %% ../nbs/90_cli.ipynb #a439eabb
 def _registration_line(reg) -> str:
-    if not reg.created: return f"{reg.name} version {reg.version} already holds run {reg.run_id}: nothing changed"
-    return f"registered {reg.name}: version {reg.version} (@staging), from run {reg.run_id}"
+    "What `register` did, in one line: registered, completed an interrupted registration, or nothing."
+    if not reg.created and not reg.resumed: return f"{reg.name} version {reg.version} already holds run {reg.run_id}: nothing changed"
+    staged = "@staging" if reg.staged else f"not staged: version {reg.superseded_by} is newer"
+    done = "registered" if reg.created else "completed the interrupted registration of"
+    return f"{done} {reg.name}: version {reg.version} ({staged}), from run {reg.run_id}"
 
 @cli.command()
 @click.option("--run-id", default=None, help="Training run to register [default: the latest in the experiment]")
@@ -143,6 +146,13 @@ def run(job, params, out):
     path = run_job(job, {k: _param_value(v) for k, v in params}, out, progress=sys.stderr.isatty())
     click.echo(f"job {job} done -> {path}")
 
+def _pipeline_registration(reg: dict) -> str:
+    "The register job's outcome (its registration.json) in one line."
+    where = f"{reg['name']} version {reg['version']}"
+    if not reg["created"] and not reg.get("resumed"): return f"{where} already holds this run: nothing changed"
+    if reg.get("superseded_by"): return f"registered {where}, not staged: version {reg['superseded_by']} is newer"
+    return f"registered {where} as @staging"
+
 @cli.command()
 @click.option("--data", "data", default=None, type=click.Path(path_type=Path),
               help="Training data [default: LD_DATA_PATH if it exists, else synthetic data]")
@@ -157,8 +167,7 @@ def pipeline(data, out, time_budget, seed):
     run = run_pipeline(data, out, time_budget_s=time_budget, seed=seed, progress=sys.stderr.isatty(), say=click.echo)
     t, reg = run.train["test"], run.registration
     click.echo(f"test split: ROC AUC {t['roc_auc']:.4f}, F1 {t['f1']:.4f}, Brier {t['brier']:.4f} (run {run.train['run_id']})")
-    click.echo(f"registered {reg['name']} version {reg['version']} as @staging" if reg["created"]
-               else f"{reg['name']} version {reg['version']} already holds this run: nothing changed")
+    click.echo(_pipeline_registration(reg))
     where = "mlflow ui" if not uri.startswith("http") else uri
     click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {where}"
                + (" (run it in this folder, then open http://127.0.0.1:5000)" if where == "mlflow ui" else ""))

@@ -6,7 +6,7 @@
 __all__ = ['JOBS', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job', 'PipelineRun', 'new_run_dir', 'run_pipeline']
 
 # %% ../nbs/08_pipeline.ipynb #da407e72
-import json, time
+import json, os, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import loan_default
@@ -15,12 +15,19 @@ from .schema import DataError
 from .synth import write_synthetic
 
 # %% ../nbs/08_pipeline.ipynb #9c5b2a8d
+def _write_synthetic_atomically(path: Path, n_rows: int, seed: int) -> Path:
+    "`write_synthetic` into a file of this process's own, then renamed into place: a run started beside it never reads half a file."
+    part = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try: write_synthetic(part, n_rows=n_rows, seed=seed); os.replace(part, path)
+    finally: part.unlink(missing_ok=True)
+    return path
+
 def resolve_data(data=None, settings: Settings | None = None, say=print) -> Path:
     "The file to run on: `data` if given, else the configured real file, else freshly generated synthetic data."
     if data is not None: return Path(data)
     s = settings or get_settings()
     if s.data_path.exists(): return s.data_path
-    path = write_synthetic(s.synthetic_path, n_rows=s.synthetic_rows, seed=s.seed)
+    path = _write_synthetic_atomically(s.synthetic_path, s.synthetic_rows, s.seed)
     say(f"{s.data_path} not found: using {s.synthetic_rows:,} synthetic rows (seed {s.seed}) written to {path}; "
         "the README says how to get the real file")
     return path
@@ -46,11 +53,11 @@ def _reason(e) -> str:
     value = str(getattr(e, "evalue", "") or e).strip().splitlines()
     return (value[0] if value else getattr(e, "ename", type(e).__name__))
 
-def _kernel_manager(log_path: Path):
-    "A kernel manager on unix sockets (no TCP ports, no 'running over TCP' warning) whose kernel writes its stderr to `log_path`."
+def _kernel_manager(log_path: Path, ipc_dir: Path):
+    "A kernel manager on unix sockets in `ipc_dir` (a folder of this job's own) whose kernel writes its stderr to `log_path`."
     from jupyter_client.manager import AsyncKernelManager
     class JobKernelManager(AsyncKernelManager):
-        def __init__(self, **kw): super().__init__(**(kw | dict(transport="ipc")))
+        def __init__(self, **kw): super().__init__(**(kw | dict(transport="ipc", ip=str(ipc_dir / "kernel"))))
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             with open(log_path, "ab") as log: return await super()._async_launch_kernel(kernel_cmd, **(kw | dict(stderr=log)))
     return JobKernelManager
@@ -61,9 +68,10 @@ def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     src = job_path(name)
     out = Path(out_dir) / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    try: pm.execute_notebook(str(src), str(out), parameters=params, progress_bar=progress, kernel_name="python3", log_output=False,
-                             kernel_manager_class=_kernel_manager(out.with_suffix('.kernel.log')))
-    except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
+    with tempfile.TemporaryDirectory(prefix="ld-kernel-") as ipc_dir:
+        try: pm.execute_notebook(str(src), str(out), parameters=params, progress_bar=progress, kernel_name="python3", log_output=False,
+                                 kernel_manager_class=_kernel_manager(out.with_suffix(".kernel.log"), Path(ipc_dir)))
+        except pm.PapermillExecutionError as e: raise JobError(f"job {name} failed: {_reason(e)} (see {out})") from None
     return out
 
 # %% ../nbs/08_pipeline.ipynb #23e6fb32

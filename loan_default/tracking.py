@@ -18,7 +18,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 import loan_default
 from .schema import COLUMN, FEATURES, NULLABLE, TARGET, DataError, coerce
 from .profile import reference_profile, save_profile
-from .registry import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking
+from .registry import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking, init_store
 
 # %% ../nbs/07a_tracking.ipynb #0ea308a7
 class ModelInputError(DataError):
@@ -151,7 +151,7 @@ def _log_model(result, folder: Path, profile: dict):
 def log_training(result, data_path, validation_report: dict | None = None, stats: dict | None = None,
                  experiment: str = "loan-default", run_name: str | None = None) -> LoggedRun:
     "Log a `TrainResult` (params, data fingerprint, metrics, plots, test split, model with its reference profile) as one MLflow run."
-    uri = check_tracking()
+    uri = init_store(check_tracking())   # two trainings starting together on a fresh embedded store
     mlflow.set_experiment(experiment)
     report = validation_report or {}
     train = result.splits["train"]
