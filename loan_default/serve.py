@@ -4,16 +4,19 @@
 
 # %% auto #0
 __all__ = ['ApplicationId', 'Applicant', 'MAX_LISTED_PROBLEMS', 'REJECT_RULES', 'log', 'METADATA', 'PREDICTIONS', 'OUTCOMES',
-           'ENDPOINTS', 'OPEN_PATHS', 'ServeSettings', 'get_serve_settings', 'serve_settings_table', 'PredictRequest',
-           'json_response', 'error_response', 'input_problems', 'problems_message', 'applicant_columns',
-           'applicant_frame', 'contract_problems', 'FastPathUnavailable', 'FastScorer', 'fast_scorer', 'ServedModel',
-           'resolve_version', 'load_served_model', 'ModelUnavailable', 'unavailable_reason', 'ModelManager',
-           'store_engine', 'PredictionStore', 'ServiceMetrics', 'presented_key', 'Refusal', 'Gate', 'score',
-           'predictions', 'Outcome', 'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader', 'PredictResponse',
+           'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
+           'ServeSettings', 'get_serve_settings', 'serve_settings_table', 'PredictRequest', 'json_response',
+           'error_response', 'input_problems', 'problems_message', 'applicant_columns', 'applicant_frame',
+           'contract_problems', 'FastPathUnavailable', 'FastScorer', 'fast_scorer', 'ServedModel', 'resolve_version',
+           'load_served_model', 'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate',
+           'sqlite_file', 'store_engine', 'StoreUnavailable', 'Conflict', 'PredictionStore', 'record_predictions',
+           'record_outcomes', 'ServiceMetrics', 'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'gunzip',
+           'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'score', 'prediction_rows', 'answer', 'Outcome',
+           'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse',
            'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config', 'serve']
 
 # %% ../nbs/09_serve.ipynb #f5384466
-import asyncio, gc, hmac, json, logging, os, queue, random, re, threading, time, traceback, uuid
+import asyncio, contextlib, gc, hmac, json, logging, os, queue, random, re, sqlite3, threading, time, traceback, uuid, zlib
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,12 +25,14 @@ from typing import Annotated, Literal
 import numpy as np, pandas as pd
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+from fastcore.basics import patch
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from .config import ConfigError
 from .schema import COLUMN, COLUMNS, CROSS_RULES, FEATURES
@@ -42,12 +47,19 @@ class ServeSettings(BaseSettings):
     serve_poll_s: float = Field(30.0, gt=0, description="Seconds between checks of where the alias points")
     serve_retry_max_s: float = Field(2.0, gt=0, description="Longest wait between load attempts while no model is loaded (backoff from 0.25 s)")
     serve_max_rows: int = Field(1000, gt=0, description="Most rows one POST /predict (or /outcomes) may carry; more get 413")
-    serve_max_body_bytes: int = Field(2_000_000, gt=0, description="Largest request body in bytes; larger get 413")
+    serve_max_body_bytes: int = Field(2_000_000, gt=0, description="Largest request body in bytes (after gzip decompression); larger get 413")
+    serve_body_timeout_s: float = Field(5.0, gt=0, description="Seconds a client has to send a whole request body; a slower one gets 408 and its connection is closed")
     serve_top_k: int = Field(3, gt=0, description="Reasons given per row: the largest contributions pushing risk up")
     serve_inline_rows: int = Field(16, ge=0, description="Requests up to this many rows are scored on the event loop, larger ones in a worker thread")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when this or LD_ADMIN_KEY is set, every endpoint but /health and /ready needs a key")
     admin_key: SecretStr = Field(SecretStr(""), description="Key for /admin/* (refused while keys are required and this is unset)")
     prediction_store: str = Field("sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log; a SQLite file is put in WAL mode")
+    sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = Field("FULL", description="SQLite `synchronous` of the prediction log: FULL fsyncs the log at every commit, so a 200 survives a power cut; NORMAL only a crash of the process")
+    serve_store_check_s: float = Field(1.0, gt=0, description="Seconds between checks of the prediction store file while idle, and between retries while it cannot be written")
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper(cls, v): return v.upper() if isinstance(v, str) else v
 
     def keys(self) -> list[bytes]: return [k.strip().encode() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
@@ -97,7 +109,7 @@ def error_response(status: int, code: str, message: str, errors: list | None = N
 MAX_LISTED_PROBLEMS = 50
 _PROBLEM_TEXT = {"missing": "is required", "extra_forbidden": "is not a field of the data contract", "multiple_of": "must be a whole number",
                  "float_type": "must be a number", "bool_type": "must be true or false", "too_short": "must have at least 1 item",
-                 "list_type": "must be a list", "model_attributes_type": "must be an object", "model_type": "must be an object"}
+                 "list_type": "must be a list", "repeated_key": "is given more than once", "model_attributes_type": "must be an object", "model_type": "must be an object"}
 
 def _problem(e: dict) -> str: return _PROBLEM_TEXT.get(e["type"]) or e["msg"].removeprefix("Value error, ").replace("Input should", "should")
 
@@ -252,43 +264,55 @@ def load_served_model(name: str, version: str, alias: str | None = None) -> Serv
 class ModelUnavailable(RuntimeError):
     "No model can be resolved or loaded; the message is safe to show a caller."
 
-def unavailable_reason(e: BaseException, name: str, alias: str | None, version: str | None = None) -> str:
-    "One line for /ready and 503s: what is wrong, without URLs, credentials or a stack trace."
+def unavailable_reason(e: BaseException, name: str, alias: str | None, version: str | None = None, loading: bool = False) -> str:
+    "One line for /ready and 503s: what is wrong, without URLs, credentials or a stack trace; `loading`: the version exists, its load failed."
     from mlflow.exceptions import MlflowException
     what, text = (f"version {version}" if version else f"alias @{alias}"), str(e)
-    if isinstance(e, (ConnectionError, OSError)) or any(s in text for s in ("Max retries", "Connection refused", "API request to", "timed out")):
-        return "the model registry cannot be reached"
+    unreachable = any(s in text for s in ("Max retries", "Connection refused", "API request to", "timed out"))
+    if unreachable or isinstance(e, ConnectionError) or isinstance(e, OSError) and not loading: return "the model registry cannot be reached"
+    if loading: return f"model '{name}' {what} could not be loaded ({type(e).__name__}): its artifact is missing, broken or fails its checks"
     if isinstance(e, MlflowException) and e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
         return f"model '{name}' has no {what} in the registry"
     return f"model '{name}' {what} could not be loaded ({type(e).__name__})"
 
 # %% ../nbs/09_serve.ipynb #7f6f807d
+class ReloadRefused(ModelUnavailable):
+    "A new version failed to load (or to check out) while the current one keeps serving."
+
 class ModelManager:
     "Holds the served model; a background thread loads it (retrying with backoff), then polls the alias and swaps when it moves."
     def __init__(self, settings: ServeSettings, load=load_served_model, resolve=resolve_version, on_swap=None):
         self.settings, self._load, self._resolve, self.on_swap = settings, load, resolve, on_swap
         self.current: ServedModel | None = None
         self.problem: str | None = "the model is not loaded yet"
+        self.refused: dict | None = None                  # a version that failed to load while another kept serving
         self._lock, self._stop, self._thread = threading.Lock(), threading.Event(), None
 
-    def _unavailable(self, e: BaseException, version: str | None = None) -> ModelUnavailable:
+    def _unavailable(self, e: BaseException, version: str | None = None, loading: bool = False) -> ModelUnavailable:
         s = self.settings
-        reason = unavailable_reason(e, s.model_name, s.serve_alias, s.serve_version or version)
+        reason = unavailable_reason(e, s.model_name, s.serve_alias, s.serve_version or version, loading)
         if self.current is None: self.problem = reason
         _event(logging.WARNING, "model_unavailable", reason=reason, error=type(e).__name__, serving=self.current and self.current.version)
         return ModelUnavailable(reason)
 
-    def refresh(self) -> bool:
+    def _refused(self, e: BaseException, version: str) -> ModelUnavailable:
+        err = self._unavailable(e, version, loading=True)
+        if self.current is None: return err
+        self.refused = dict(version=version, reason=str(err), at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return ReloadRefused(f"version {version} was refused ({err}); still serving version {self.current.version}")
+
+    def refresh(self, force: bool = False) -> bool:
         "Serve the version the alias points to now: load it beside the current one, then swap. True when it swapped."
         s = self.settings
         with self._lock:
             try: version = self._resolve(s.model_name, s.serve_alias, s.serve_version)
             except Exception as e: raise self._unavailable(e) from None
-            if self.current is not None and self.current.version == version: return False
+            if self.current is not None and self.current.version == version: self.refused = None; return False
+            if self.current is not None and not force and (self.refused or {}).get("version") == version: return False   # the poller does not retry it
             t0 = time.monotonic()
             try: new = self._load(s.model_name, version, None if s.serve_version else s.serve_alias)
-            except Exception as e: raise self._unavailable(e, version) from None
-            old, self.current, self.problem = self.current, new, None      # the swap
+            except Exception as e: raise self._refused(e, version) from None
+            old, self.current, self.problem, self.refused = self.current, new, None, None      # the swap
         _event(logging.INFO, "model_loaded", name=new.name, version=new.version, alias=new.alias, previous=old and old.version,
                load_s=round(time.monotonic() - t0, 2), fast_path=new.fast is not None)
         if self.on_swap: self.on_swap(old, new)
@@ -325,7 +349,7 @@ class ModelManager:
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table("predictions", METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("application_id", sa.String(128), nullable=False, index=True),
+    sa.Column("application_id", sa.String(128), nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("model_name", sa.String(256), nullable=False),
@@ -333,73 +357,273 @@ PREDICTIONS = sa.Table("predictions", METADATA,
     sa.Column("probability_of_default", sa.Float, nullable=False),
     sa.Column("predicted_default", sa.Integer, nullable=False),
     sa.Column("decision", sa.String(16), nullable=False),
-    sa.Column("inputs", sa.JSON, nullable=False))
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=True),
+    sa.Index("ux_predictions_application_id", "application_id", unique=True))
 OUTCOMES = sa.Table("outcomes", METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("application_id", sa.String(128), nullable=False, index=True),
+    sa.Column("application_id", sa.String(128), nullable=False),
     sa.Column("loan_status", sa.Integer, nullable=False),
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False))
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ux_outcomes_application_id", "application_id", unique=True))
+HEARTBEAT = sa.Table("store_heartbeat", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime(timezone=True), nullable=False))
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    for p in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"): cur.execute(f"PRAGMA {p}")
-    cur.close()
+def _set_aside_repeats(conn, name: str) -> int:
+    "Move every row of `name` but the first of each application_id to `<name>_repeats`; how many moved."
+    later = f"FROM {name} WHERE id NOT IN (SELECT min(id) FROM {name} GROUP BY application_id)"
+    n = conn.execute(sa.text(f"SELECT count(*) {later}")).scalar_one()
+    if n:
+        if not sa.inspect(conn).has_table(f"{name}_repeats"): conn.execute(sa.text(f"CREATE TABLE {name}_repeats AS SELECT * FROM {name} WHERE 1 = 0"))
+        conn.execute(sa.text(f"INSERT INTO {name}_repeats SELECT * {later}")); conn.execute(sa.text(f"DELETE {later}"))
+    return n
 
-def store_engine(url: str) -> sa.Engine:
-    "An engine for the prediction store, its tables created; a SQLite file gets its folder and WAL mode."
+def migrate(conn) -> list[str]:
+    "Create missing tables and bring a store of an earlier version to this schema; what was done."
+    METADATA.create_all(conn)
+    insp, done = sa.inspect(conn), []
+    if "reasons" not in {c["name"] for c in insp.get_columns("predictions")}:
+        conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN reasons JSON")); done.append("added predictions.reasons")
+    for t in (PREDICTIONS, OUTCOMES):
+        ux = f"ux_{t.name}_application_id"
+        if any(ix["name"] == ux for ix in insp.get_indexes(t.name)): continue
+        n = _set_aside_repeats(conn, t.name)
+        conn.execute(sa.text(f"CREATE UNIQUE INDEX {ux} ON {t.name} (application_id)"))
+        done.append(f"made {t.name}.application_id unique ({n} repeated rows moved to {t.name}_repeats)")
+    return done
+
+# %% ../nbs/09_serve.ipynb #97b0de0c
+SQLITE_SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
+
+def sqlite_file(url) -> str | None:
+    "The absolute path of a SQLite file URL, else None (another database, or SQLite in memory)."
     u = sa.make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
-        os.makedirs(os.path.dirname(os.path.abspath(u.database)), exist_ok=True)
-    engine = sa.create_engine(u, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite": sa.event.listen(engine, "connect", _sqlite_pragmas)
-    METADATA.create_all(engine)
+    return os.path.abspath(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
+
+def store_engine(url: str, synchronous: str = "FULL") -> sa.Engine:
+    "An engine for the prediction store (no pool: the writer holds its one connection); SQLite gets its folder, WAL, `synchronous` and `BEGIN IMMEDIATE`."
+    if synchronous not in SQLITE_SYNCHRONOUS: raise ValueError(f"synchronous must be one of {SQLITE_SYNCHRONOUS}")
+    if path := sqlite_file(url): os.makedirs(os.path.dirname(path), exist_ok=True)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None                              # we say where transactions begin (below)
+            for p in ("busy_timeout=10000", "journal_mode=WAL", f"synchronous={synchronous}"): dbapi_conn.execute(f"PRAGMA {p}")
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn): conn.exec_driver_sql("BEGIN IMMEDIATE")          # take the write lock first: reads then writes see one state
     return engine
 
+def _identity(path: str) -> tuple | None:
+    try: st = os.stat(path)
+    except OSError: return None
+    return st.st_dev, st.st_ino
+
+def _fsync(path: str, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _store_reason(e: BaseException) -> str:
+    "What went wrong, in one short line without paths or URLs."
+    orig = getattr(e, "orig", None) or e
+    if isinstance(orig, sqlite3.Error) or isinstance(e, OSError) and e.strerror: return (getattr(e, "strerror", None) or str(orig)).splitlines()[0][:120]
+    return type(orig).__name__
+
+class StoreUnavailable(RuntimeError):
+    "The prediction store cannot be written now; the message names the store and says why (safe to show a caller)."
+
+class Conflict(ValueError):
+    "A request that contradicts what the store already holds; `problems` are `{row, field, problem}`."
+    def __init__(self, problems: list[dict]): super().__init__(problems_message(problems)); self.problems = problems
+
+# %% ../nbs/09_serve.ipynb #91da0c73
+def _remove(*paths) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError): os.remove(p)
+
+def _merge(raw: sqlite3.Connection, rescued: str) -> None:
+    "Copy into the store the rows of a rescued copy that it lacks (an application_id it has already stays as it is)."
+    raw.execute("ATTACH DATABASE ? AS rescued", (rescued,))
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        for t in (PREDICTIONS, OUTCOMES):
+            cols = ", ".join(c.name for c in t.columns if c.name != "id")
+            raw.execute(f"INSERT OR IGNORE INTO main.{t.name} ({cols}) SELECT {cols} FROM rescued.{t.name}")
+        raw.execute("COMMIT")
+    finally:
+        if raw.in_transaction: raw.execute("ROLLBACK")
+        raw.execute("DETACH DATABASE rescued")
+
+def _run_job(fn, conn, *args):
+    try: return fn(conn, *args)
+    except Conflict as e: return e                      # the request's answer, not the batch's failure
+
 class PredictionStore:
-    "Rows written by one thread in group commits; `await write(...)` returns once the rows are committed."
-    def __init__(self, url: str):
-        self.engine = store_engine(url)
+    "The prediction log: one writer thread holding one connection, group commits, a watch on the file; `await call(fn, ...)` returns once `fn`'s rows are durable."
+    def __init__(self, url: str, synchronous: str = "FULL", check_s: float = 1.0):
+        self.path, self.check_s = sqlite_file(url), check_s
+        self.name = os.path.basename(self.path) if self.path else sa.make_url(url).render_as_string(hide_password=True)
+        self.engine = store_engine(url, synchronous)
+        self.problem: str | None = None
+        self._conn = self._ident = self._rescue = None
+        try: self._open()
+        except Exception as e: self._failed(e)
         self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="prediction-store", daemon=True); self._thread.start()
 
-    def submit(self, table: sa.Table, rows: list[dict]) -> Future:
-        "Queue `rows` for `table`; the future is done when they are committed."
-        f = Future(); self._queue.put((table, rows, f)); return f
+    def submit(self, fn, *args) -> Future:
+        "Queue `fn(connection, *args)` for the writer; the future is done when its transaction is committed (and the file checked)."
+        f = Future(); self._queue.put((fn, args, f)); return f
 
-    async def write(self, table: sa.Table, rows: list[dict]) -> None: await asyncio.wrap_future(self.submit(table, rows))
+    async def call(self, fn, *args): return await asyncio.wrap_future(self.submit(fn, *args))
+    def count(self, table: sa.Table = PREDICTIONS) -> int: return self.submit(_count, table).result(timeout=60)
 
-    def _commit(self, batch) -> None:
-        with self.engine.begin() as conn:
-            for table in (PREDICTIONS, OUTCOMES):
-                if rows := [r for t, rs, _ in batch if t is table for r in rs]: conn.execute(table.insert(), rows)
+# %% ../nbs/09_serve.ipynb #89f77f45
+@patch
+def _file_identity(self: PredictionStore) -> tuple | None:
+    return None if self.path is None else (_identity(self.path), _identity(self.path + "-wal"))
 
-    def _commit_each(self, batch) -> None:
+@patch
+def _same_file(self: PredictionStore) -> bool: return self._file_identity() == self._ident
+
+@patch
+def _open(self: PredictionStore) -> None:
+    "Connect to the file at the path: a new one gets the rescued copy (if any) put in its place, an existing one gets its rows merged in."
+    folder, linked = self.path and os.path.dirname(self.path), False
+    if folder: os.makedirs(folder, exist_ok=True)
+    created = folder and _identity(self.path) is None
+    if created and self._rescue: os.link(self._rescue, self.path); linked = True         # link: never over a file that appeared meanwhile
+    conn = self.engine.connect()
+    try:
+        with conn.begin(): migrate(conn)
+        if self._rescue and not linked: _merge(conn.connection.driver_connection, self._rescue)
+        if created: _fsync(folder, directory=True)                                     # the new file's name is durable too
+    except BaseException: conn.close(); raise
+    self._conn, self._ident = conn, self._file_identity()
+    if self._rescue: _remove(self._rescue, self._rescue + "-wal", self._rescue + "-shm"); self._rescue = None
+
+@patch
+def _set_aside(self: PredictionStore) -> None:
+    "The path no longer leads to the file we write: copy that file (every acknowledged row) beside the path, then let it go."
+    if self._rescue is None:
+        folder = os.path.dirname(self.path); os.makedirs(folder, exist_ok=True)
+        tmp = f"{self.path}.rescued-{uuid.uuid4().hex[:8]}"
         try:
-            self._commit(batch)
-            for *_, f in batch: f.set_result(None)
-        except Exception as e:
-            if len(batch) > 1:
-                for item in batch: self._commit_each([item])
-            else:
-                _event(logging.ERROR, "prediction_store_failed", error=type(e).__name__); batch[0][2].set_exception(e)
+            dst = sqlite3.connect(tmp)
+            try: self._conn.connection.driver_connection.backup(dst)
+            finally: dst.close()
+            _fsync(tmp); _fsync(folder, directory=True)
+        except BaseException: _remove(tmp); raise
+        self._rescue = tmp
+        _event(logging.WARNING, "prediction_store_moved", store=self.name, rescued=os.path.basename(tmp))
+    self._close()
 
-    def _run(self) -> None:
+@patch
+def _close(self: PredictionStore) -> None:
+    if self._conn is not None:
+        with contextlib.suppress(Exception): self._conn.close()
+        self._conn = None
+
+@patch
+def _ensure(self: PredictionStore) -> None:
+    "A connection to the file now at the path, following it when it was deleted or replaced."
+    if self._conn is not None and (self._conn.invalidated or self._conn.closed): self._conn = None
+    if self._conn is not None and self._same_file(): return
+    if self._conn is not None: self._set_aside()
+    self._open()
+
+@patch
+def _failed(self: PredictionStore, e: BaseException) -> None:
+    reason = _store_reason(e)
+    if self._rescue: reason = f"it was deleted or replaced while serving and cannot be restored ({reason}); its rows are kept in {os.path.basename(self._rescue)}"
+    if self.problem is None: _event(logging.ERROR, "prediction_store_unavailable", store=self.name, reason=reason, error=type(e).__name__)
+    self.problem = f"the prediction store {self.name} cannot be written: {reason}"
+
+# %% ../nbs/09_serve.ipynb #c62dd160
+@patch
+def _transaction(self: PredictionStore, jobs: list) -> list:
+    "Run `jobs` in one transaction on the file at the path, checked again after the commit; their results (a `Conflict` in place of one)."
+    try:
+        self._ensure()
+        with self._conn.begin(): results = [_run_job(fn, self._conn, *args) for fn, args, _ in jobs]
+        if not self._same_file(): self._ensure()           # moved during the commit: the rescued copy carries these rows to the path
+    except sa.exc.IntegrityError: raise
+    except (sa.exc.DBAPIError, sqlite3.Error, OSError) as e:
+        self._failed(e); raise StoreUnavailable(self.problem) from None
+    if self.problem is not None: _event(logging.WARNING, "prediction_store_recovered", store=self.name); self.problem = None
+    return results
+
+@patch
+def _commit_each(self: PredictionStore, jobs: list) -> None:
+    "Commit `jobs` together; should one fail on its own rows, each again alone so the others still succeed."
+    try: results = self._transaction(jobs)
+    except StoreUnavailable as e: results = [e] * len(jobs)
+    except Exception as e:
+        if len(jobs) > 1:
+            for job in jobs: self._commit_each([job])
+            return
+        _event(logging.ERROR, "prediction_store_failed", error=type(e).__name__); results = [e]
+    for (*_, f), r in zip(jobs, results): f.set_exception(r) if isinstance(r, Exception) else f.set_result(r)
+
+@patch
+def _check(self: PredictionStore) -> None:
+    "While idle: follow the file if it moved, and retry a failing store with a heartbeat write."
+    if self.problem is None and self._same_file(): return
+    with contextlib.suppress(Exception): self._transaction([(_heartbeat, (), None)])
+
+@patch
+def _run(self: PredictionStore) -> None:
+    while True:
+        try: batch = [self._queue.get(timeout=self.check_s)]
+        except queue.Empty: self._check(); continue
         while True:
-            batch = [self._queue.get()]
-            while True:
-                try: batch.append(self._queue.get_nowait())
-                except queue.Empty: break
-            if items := [b for b in batch if b is not None]: self._commit_each(items)
-            if len(items) < len(batch): return                              # None: close() asked us to stop
+            try: batch.append(self._queue.get_nowait())
+            except queue.Empty: break
+        if jobs := [b for b in batch if b is not None]: self._commit_each(jobs)
+        if len(jobs) < len(batch): return self._close()                           # None: close() asked us to stop
 
-    def close(self) -> None:
-        "Write what is queued, stop the writer, release the database."
-        if self._thread.is_alive(): self._queue.put(None); self._thread.join(timeout=30)
-        self.engine.dispose()
+@patch
+def close(self: PredictionStore) -> None:
+    "Write what is queued, stop the writer, release the database."
+    if self._thread.is_alive(): self._queue.put(None); self._thread.join(timeout=30)
+    self._close(); self.engine.dispose()
 
-    def count(self, table: sa.Table = PREDICTIONS) -> int:
-        with self.engine.connect() as conn: return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+def _heartbeat(conn) -> None:
+    conn.execute(HEARTBEAT.delete()); conn.execute(HEARTBEAT.insert().values(id=1, at=datetime.now(timezone.utc)))
+
+def _count(conn, table: sa.Table) -> int: return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+# %% ../nbs/09_serve.ipynb #85907bc2
+def _stored(conn, table: sa.Table, ids: list) -> dict:
+    "The rows of `table` with these application ids, by id."
+    return {r.application_id: r._asdict() for r in conn.execute(sa.select(table).where(table.c.application_id.in_(ids)))} if ids else {}
+
+def _same_inputs(a: dict, b: dict) -> bool:
+    "The same applicant fields, numbers compared as numbers (30 and 30.0 are the same)."
+    num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    return a.keys() == b.keys() and all(num(a[k]) == num(b[k]) for k in a)
+
+def record_predictions(conn, rows: list[dict]) -> list[dict]:
+    "Store `rows`; an id already stored with the same inputs gets its stored row back (`replayed`), with other inputs a `Conflict`."
+    stored = _stored(conn, PREDICTIONS, [r["application_id"] for r in rows])
+    clash = [dict(row=i, field="application_id", problem=f"'{a}' was already scored with other inputs (model version {stored[a]['model_version']})")
+             for i, r in enumerate(rows) if (a := r["application_id"]) in stored and not _same_inputs(stored[a]["inputs"], r["inputs"])]
+    if clash: raise Conflict(clash)
+    if new := [r for r in rows if r["application_id"] not in stored]: conn.execute(PREDICTIONS.insert(), new)
+    return [stored[a] | {"replayed": True} if (a := r["application_id"]) in stored else r | {"replayed": False} for r in rows]
+
+def record_outcomes(conn, rows: list[dict]) -> dict:
+    "Record outcomes of scored applications; the first outcome of an id stands (the same again: no-op; another: `Conflict`)."
+    ids = [r["application_id"] for r in rows]
+    scored = set(conn.execute(sa.select(PREDICTIONS.c.application_id).where(PREDICTIONS.c.application_id.in_(ids))).scalars())
+    known = _stored(conn, OUTCOMES, ids)
+    clash = [dict(row=i, field="loan_status", problem=f"'{a}' already has outcome {known[a]['loan_status']}: the first outcome is kept")
+             for i, r in enumerate(rows) if (a := r["application_id"]) in known and known[a]["loan_status"] != r["loan_status"]]
+    if clash: raise Conflict(clash)
+    if new := [r for r in rows if r["application_id"] in scored and r["application_id"] not in known]: conn.execute(OUTCOMES.insert(), new)
+    return dict(recorded=len(new), already_recorded=sum(a in known for a in ids), unmatched=[a for a in ids if a not in scored and a not in known])
 
 # %% ../nbs/09_serve.ipynb #6de81198
 ENDPOINTS = ("/predict", "/outcomes", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs", "/openapi.json")
@@ -446,14 +670,14 @@ def presented_key(headers: list) -> bytes | None:
 
 class Refusal(Exception):
     "A request the gate answers itself, with an error response."
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message); self.status, self.code, self.message, self.headers = status, code, message, headers
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, errors: list | None = None):
+        super().__init__(message); self.status, self.code, self.message, self.headers, self.errors = status, code, message, headers, errors
 
 # %% ../nbs/09_serve.ipynb #164af30b
 class Gate:
     "ASGI middleware: API keys, the body size limit, request ids, metrics, one JSON log line; never a stack trace out."
     def __init__(self, app, settings: ServeSettings, metrics: ServiceMetrics):
-        self.app, self.metrics, self.limit = app, metrics, settings.serve_max_body_bytes
+        self.app, self.metrics, self.limit, self.body_timeout = app, metrics, settings.serve_max_body_bytes, settings.serve_body_timeout_s
         admin = settings.admin_key.get_secret_value().encode()
         self.keys, self.admin = settings.keys(), [admin] if admin else []
         self.auth = bool(self.keys or self.admin)
@@ -471,6 +695,9 @@ class Gate:
 
     def too_large(self) -> Refusal: return Refusal(413, "body_too_large", f"the body is larger than {self.limit} bytes (LD_SERVE_MAX_BODY_BYTES)")
 
+    def too_slow(self) -> Refusal:
+        return Refusal(408, "body_timeout", f"the body did not arrive within {self.body_timeout:g} s (LD_SERVE_BODY_TIMEOUT_S)", {"Connection": "close"})
+
     def check_length(self, headers: list) -> None:
         "Raise `Refusal` for a declared body over the limit (or a Content-Length that is not a number)."
         for k, v in headers:
@@ -484,24 +711,29 @@ class Gate:
         rid = next((v for k, v in headers if k == b"x-request-id"), b"")
         rid = rid.decode() if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         state = scope.setdefault("state", {}); state["request_id"] = rid
-        sent = {"status": 500, "started": False, "over": False, "bytes": 0}
+        sent = {"status": 500, "started": False, "refused": None, "bytes": 0, "body_done": False}
+        deadline = t0 + self.body_timeout
 
-        async def counted_receive():
-            message = await receive()
+        async def counted_receive():                           # the body: within the size limit, and by the deadline
+            if sent["body_done"]: return await receive()
+            try:
+                async with asyncio.timeout(max(deadline - time.perf_counter(), 0)): message = await receive()
+            except TimeoutError: sent["refused"] = self.too_slow(); raise sent["refused"] from None
+            sent["body_done"] = message["type"] != "http.request" or not message.get("more_body", False)
             sent["bytes"] += len(message.get("body", b""))
-            if sent["bytes"] > self.limit: sent["over"] = True; raise self.too_large()
+            if sent["bytes"] > self.limit: sent["refused"] = self.too_large(); raise sent["refused"]
             return message
 
         async def send_(message):
             if message["type"] == "http.response.start":
-                if sent["over"]: raise self.too_large()       # the app turned our refusal into its own error: answer 413
+                if sent["refused"]: raise sent["refused"]      # the app turned our refusal into its own error: answer ours
                 sent["status"], sent["started"] = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         async def refuse(r: Refusal):
             sent["status"], sent["started"] = r.status, True
-            await error_response(r.status, r.code, r.message, headers={"x-request-id": rid, **(r.headers or {})})(scope, receive, send)
+            await error_response(r.status, r.code, r.message, r.errors, headers={"x-request-id": rid, **(r.headers or {})})(scope, receive, send)
 
         try:
             self.check_key(path, presented_key(headers))
@@ -524,6 +756,69 @@ class Gate:
         _event(logging.INFO, "request", request_id=state["request_id"], method=scope["method"], endpoint=endpoint, status=status,
                duration_ms=round(seconds * 1000, 2), **{k: state[k] for k in ("rows", "model_version") if k in state})
 
+# %% ../nbs/09_serve.ipynb #e2a6efa3
+class _JSONObject(dict):
+    "A JSON object that remembers the keys it was given more than once."
+    repeated = ()
+
+def _object(pairs: list) -> dict:
+    obj = _JSONObject(pairs)
+    if len(obj) < len(pairs): obj.repeated = sorted({k for i, (k, _) in enumerate(pairs) if k in (p[0] for p in pairs[:i])})
+    return obj
+
+def repeated_keys(obj, loc: tuple = ()) -> list[tuple]:
+    "Where, in a body parsed with `_object`, a key was given twice: locations like `('data', 0, 'person_age')`."
+    if isinstance(obj, _JSONObject): return [loc + (k,) for k in obj.repeated] + [x for k, v in obj.items() for x in repeated_keys(v, loc + (k,))]
+    if isinstance(obj, list): return [x for i, v in enumerate(obj) for x in repeated_keys(v, loc + (i,))]
+    return []
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or media.startswith("application/") and media.endswith("+json")
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    "A gzip body decompressed, `Refusal` 413 as soon as it passes `limit` bytes (a bomb is never inflated further), 400 when not gzip."
+    d = zlib.decompressobj(wbits=31)
+    try: out = d.decompress(body, limit + 1)
+    except zlib.error: raise Refusal(400, "invalid_body", "the body is not valid gzip (Content-Encoding: gzip)") from None
+    if len(out) > limit: raise Refusal(413, "body_too_large", f"the body is larger than {limit} bytes once decompressed (LD_SERVE_MAX_BODY_BYTES)")
+    if not d.eof or d.unused_data: raise Refusal(400, "invalid_body", "the gzip body is truncated or has data after its end")
+    return out
+
+# %% ../nbs/09_serve.ipynb #76e726f4
+async def read_json_body(request: Request, limit: int) -> None:
+    "Check Content-Type and Content-Encoding, read and parse the body, leave it where FastAPI looks; `Refusal` when it cannot be used."
+    if not _is_json(request.headers.get("content-type")):
+        raise Refusal(415, "unsupported_media_type", "the body must be JSON: send Content-Type: application/json")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip"):
+        raise Refusal(415, "unsupported_media_type", f"Content-Encoding {encoding[:40]!r} is not supported: send application/json as is or gzip")
+    body = await request.body()
+    if encoding == "gzip": request._body = body = gunzip(body, limit)
+    try: obj = json.loads(body, object_pairs_hook=_object)
+    except ValueError: return                                           # FastAPI answers invalid JSON (400) as before
+    if where := repeated_keys(obj):
+        problems = input_problems([{"loc": loc, "type": "repeated_key", "msg": ""} for loc in where])
+        raise Refusal(422, "invalid_input", problems_message(problems), errors=problems[:MAX_LISTED_PROBLEMS])
+    request._json = obj
+
+class JSONBodyRoute(APIRoute):
+    "A route whose body `read_json_body` reads and checks before FastAPI validates it."
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        async def read_json_first(request: Request) -> Response:
+            await read_json_body(request, request.app.state.settings.serve_max_body_bytes)
+            return await handler(request)
+        return read_json_first
+
+def repeated_ids(rows) -> list[dict]:
+    "`{row, field, problem}` for each row whose application_id an earlier row of the same request already has."
+    first, out = {}, []
+    for i, a in enumerate(r.application_id for r in rows):
+        if a is not None and a in first: out.append(dict(row=i, field="application_id", problem=f"repeats row {first[a]}'s application_id '{a}'"))
+        elif a is not None: first[a] = i
+    return out
+
 # %% ../nbs/09_serve.ipynb #b7bc3e6e
 def _risk_reasons(explained: list, top_k: int) -> list[dict]:
     up = [r for r in explained if r["contribution"] > 0]
@@ -538,19 +833,18 @@ def score(m: ServedModel, columns: dict, with_reasons: bool = True, top_k: int =
     p = np.asarray(p, dtype="float64")
     return p, (p >= m.threshold).astype(int), None if explained is None else [_risk_reasons(r, top_k) for r in explained]
 
-def predictions(m: ServedModel, req: PredictRequest, scored: tuple, request_id: str) -> tuple[dict, list[dict]]:
-    "The response body and the prediction-log rows of a scored request."
+def prediction_rows(m: ServedModel, req: PredictRequest, scored: tuple, request_id: str) -> list[dict]:
+    "The prediction-log rows of a scored request (`application_id` echoed, or a new uuid)."
     p, pred, reasons = scored
-    ids = [r.application_id or uuid.uuid4().hex for r in req.data]
-    decisions = ["decline" if d else "approve" for d in pred]
-    body = {"model": m.header(), "predictions": [
-        dict(application_id=ids[i], probability_of_default=float(p[i]), predicted_default=int(pred[i]), decision=decisions[i],
-             reasons=None if reasons is None else reasons[i]) for i in range(len(ids))]}
     now = datetime.now(timezone.utc)
-    rows = [dict(application_id=ids[i], request_id=request_id, scored_at=now, model_name=m.name, model_version=m.version,
-                 probability_of_default=float(p[i]), predicted_default=int(pred[i]), decision=decisions[i],
-                 inputs=r.model_dump(exclude={"application_id"})) for i, r in enumerate(req.data)]
-    return body, rows
+    return [dict(application_id=r.application_id or uuid.uuid4().hex, request_id=request_id, scored_at=now, model_name=m.name, model_version=m.version,
+                 probability_of_default=float(p[i]), predicted_default=int(pred[i]), decision="decline" if pred[i] else "approve",
+                 inputs=r.model_dump(exclude={"application_id"}), reasons=None if reasons is None else reasons[i]) for i, r in enumerate(req.data)]
+
+def answer(m: ServedModel, stored: list[dict]) -> dict:
+    "The response body: the model serving now, and per row what the store holds (a replayed row keeps its first answer and version)."
+    keys = ("application_id", "probability_of_default", "predicted_default", "decision", "reasons", "model_version", "replayed")
+    return {"model": m.header(), "predictions": [{k: r[k] for k in keys} for r in stored]}
 
 # %% ../nbs/09_serve.ipynb #83689223
 class Outcome(BaseModel):
@@ -576,6 +870,8 @@ class Prediction(BaseModel):
     predicted_default: Literal[0, 1]
     decision: Literal["approve", "decline"]
     reasons: list[Reason] | None = None
+    model_version: str = Field(..., description="The version that scored this row (for a replayed row, the version that first scored it)")
+    replayed: bool = Field(..., description="True when this application_id was scored before: the stored answer, no new row")
 
 class ModelHeader(BaseModel):
     name: str
@@ -588,6 +884,12 @@ class PredictResponse(BaseModel):
     model: ModelHeader
     predictions: list[Prediction]
 
+class OutcomesResponse(BaseModel):
+    "The body of a 200 from POST /outcomes."
+    recorded: int = Field(..., description="Outcomes stored by this request")
+    already_recorded: int = Field(..., description="Outcomes that were already stored, the same (no-op)")
+    unmatched: list[str] = Field(..., description="Ids that were never scored: not recorded")
+
 class InputProblem(BaseModel):
     row: int | None = Field(None, description="Index of the row in `data`; null when the problem is not inside a row")
     field: str
@@ -595,13 +897,25 @@ class InputProblem(BaseModel):
 
 class ErrorBody(BaseModel):
     "Every error response."
-    error: str = Field(..., description="invalid_input, invalid_json, too_many_rows, body_too_large, unauthorized, forbidden, not_ready, ...")
+    error: str = Field(..., description="invalid_input, invalid_json, too_many_rows, body_too_large, body_timeout, unsupported_media_type, unauthorized, forbidden, application_id_conflict, outcome_conflict, not_ready, prediction_store_unavailable, reload_refused, ...")
     message: str
     errors: list[InputProblem] | None = None
 
-_ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 413, 422, 503)}
+_ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 408, 409, 413, 415, 422, 503)}
 
 # %% ../nbs/09_serve.ipynb #84f510b3
+PREDICT_DESCRIPTION = """Scores each application: probability of default, decision at the model's threshold, reasons.
+A 200 means every row is durably stored in the prediction log.
+
+Idempotent per `application_id`: an id that was already scored, sent again with the same inputs (a retry), stores
+no new row and gets the stored answer back (probability, decision, reasons and `model_version` as first given),
+marked `replayed: true`. The same id with other inputs is a 409 `application_id_conflict` and nothing of the request
+is stored. The same id twice in one request is a 422 naming both rows. Rows without an id get a new one."""
+
+OUTCOMES_DESCRIPTION = """Records realised outcomes of scored applications. Ids that were never scored are not recorded: they come back
+in `unmatched`. The first outcome of an application stands: the same outcome again is a no-op (`already_recorded`),
+a different one is a 409 `outcome_conflict` naming the id, and nothing of that request is recorded."""
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc):
@@ -620,61 +934,82 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _not_ready(manager: ModelManager) -> Response:
     return error_response(503, "not_ready", manager.problem or "no model is loaded", headers={"Retry-After": "5"})
 
-def _add_probes(app: FastAPI, manager: ModelManager, metrics: ServiceMetrics) -> None:
-    @app.get("/health", summary="The process is alive")
+def _store_down(message: str, what: str = "nothing was decided, retry") -> Response:
+    return error_response(503, "prediction_store_unavailable", f"{message}: {what}", headers={"Retry-After": "5"})
+
+def _probe(app: FastAPI, path: str, summary: str, **kw):
+    "Register a GET endpoint, and HEAD on the same path (probes and balancers use both)."
+    def register(fn):
+        app.add_api_route(path, fn, methods=["GET"], summary=summary, **kw)
+        app.add_api_route(path, fn, methods=["HEAD"], include_in_schema=False, **kw)
+        return fn
+    return register
+
+def _refused(manager: ModelManager) -> dict: return {"refused": manager.refused} if manager.refused else {}
+
+def _add_probes(app: FastAPI, manager: ModelManager, store: PredictionStore, metrics: ServiceMetrics) -> None:
+    @_probe(app, "/health", "The process is alive")
     async def health(): return {"status": "ok"}
 
-    @app.get("/ready", summary="A model is loaded; 503 with the reason while none is")
+    @_probe(app, "/ready", "A model is loaded and the prediction store can be written; 503 with the reason while not")
     async def ready():
         m = manager.current
-        return _not_ready(manager) if m is None else {"status": "ready", "model": m.header()}
+        if m is None: return _not_ready(manager)
+        if store.problem: return _store_down(store.problem, "not taking predictions")
+        return {"status": "ready", "model": m.header()} | _refused(manager)
 
-    @app.get("/model", summary="What is served: version, run id, test metrics, threshold, training data hash, load time")
+    @_probe(app, "/model", "What is served: version, run id, test metrics, threshold, training data hash, load time; a refused new version")
     async def model():
         m = manager.current
-        return _not_ready(manager) if m is None else json_response(m.info())
+        return _not_ready(manager) if m is None else json_response(m.info() | _refused(manager))
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @_probe(app, "/metrics", "Prometheus metrics", response_class=Response)
     async def prometheus(): return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+# %% ../nbs/09_serve.ipynb #18c29b70
 def _add_predict(app: FastAPI, settings: ServeSettings, manager: ModelManager, store: PredictionStore, metrics: ServiceMetrics) -> None:
-    @app.post("/predict", response_model=PredictResponse, summary="Score applications: probability of default, decision, reasons")
     async def predict(req: PredictRequest, request: Request):
         m = manager.current                                 # this request's model, whatever swaps meanwhile
         if m is None: return _not_ready(manager)
         n = len(req.data)
         if n > settings.serve_max_rows: return error_response(413, "too_many_rows", f"{n} rows: at most {settings.serve_max_rows} per request")
         columns = applicant_columns(req.data)
-        if problems := contract_problems(columns):
+        if problems := repeated_ids(req.data) or contract_problems(columns):
             return error_response(422, "invalid_input", problems_message(problems), problems[:MAX_LISTED_PROBLEMS])
         args = (m, columns, req.reasons, settings.serve_top_k)
         scored = await run_in_threadpool(score, *args) if n > settings.serve_inline_rows else score(*args)
-        body, rows = predictions(m, req, scored, request.state.request_id)
-        try: await store.write(PREDICTIONS, rows)
-        except Exception: return error_response(503, "prediction_log_unavailable", "the prediction log could not be written: nothing was decided, retry")
+        try: stored = await store.call(record_predictions, prediction_rows(m, req, scored, request.state.request_id))
+        except StoreUnavailable as e: return _store_down(str(e))
+        except Conflict as e: return error_response(409, "application_id_conflict", str(e), e.problems)
         request.state.rows, request.state.model_version = n, m.version
         for d in ("approve", "decline"):
-            if k := sum(p["decision"] == d for p in body["predictions"]): metrics.decisions.labels(d).inc(k)
-        return json_response(body)
+            if k := sum(r["decision"] == d and not r["replayed"] for r in stored): metrics.decisions.labels(d).inc(k)
+        return json_response(answer(m, stored))
+    app.router.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse, route_class_override=JSONBodyRoute,
+                             summary="Score applications: probability of default, decision, reasons", description=PREDICT_DESCRIPTION)
 
 def _add_outcomes(app: FastAPI, settings: ServeSettings, store: PredictionStore) -> None:
-    @app.post("/outcomes", summary="Record realised outcomes by application_id, for monitoring")
     async def outcomes(req: OutcomesRequest):
         n = len(req.outcomes)
         if n > settings.serve_max_rows: return error_response(413, "too_many_rows", f"{n} outcomes: at most {settings.serve_max_rows} per request")
+        if problems := repeated_ids(req.outcomes): return error_response(422, "invalid_input", problems_message(problems), problems[:MAX_LISTED_PROBLEMS])
         now = datetime.now(timezone.utc)
         rows = [dict(application_id=o.application_id, loan_status=o.loan_status, observed_at=o.observed_at or now, recorded_at=now) for o in req.outcomes]
-        try: await store.write(OUTCOMES, rows)
-        except Exception: return error_response(503, "prediction_log_unavailable", "the outcomes could not be written, retry")
-        return {"recorded": n}
+        try: return json_response(await store.call(record_outcomes, rows))
+        except StoreUnavailable as e: return _store_down(str(e), "nothing was recorded, retry")
+        except Conflict as e: return error_response(409, "outcome_conflict", str(e), e.problems)
+    app.router.add_api_route("/outcomes", outcomes, methods=["POST"], response_model=OutcomesResponse, route_class_override=JSONBodyRoute,
+                             summary="Record realised outcomes by application_id, for monitoring", description=OUTCOMES_DESCRIPTION)
 
 def _add_admin(app: FastAPI, manager: ModelManager) -> None:
-    @app.post("/admin/reload", summary="Check the alias now and swap in the version it points to")
+    @app.post("/admin/reload", summary="Check the alias now and swap in the version it points to (409 when that version is refused)")
     async def reload():
-        try: swapped = await run_in_threadpool(manager.refresh)
+        try: swapped = await run_in_threadpool(manager.refresh, True)
+        except ReloadRefused as e: return error_response(409, "reload_refused", str(e))
         except ModelUnavailable as e: return error_response(503, "not_ready", str(e))
         return {"swapped": swapped, "model": manager.current.header()}
 
+# %% ../nbs/09_serve.ipynb #b09d63f0
 def _settle_heap(*_) -> None:
     "Collect, then move every surviving object to the permanent generation (see above)."
     gc.unfreeze(); gc.collect(); gc.freeze()
@@ -686,7 +1021,7 @@ def create_app(settings: ServeSettings | None = None, manager: ModelManager | No
     manager = manager or ModelManager(settings)
     manager.on_swap = lambda old, new: (metrics.served(old, new), _settle_heap())
     if manager.current is not None: metrics.served(None, manager.current)
-    store = store or PredictionStore(settings.prediction_store)
+    store = store or PredictionStore(settings.prediction_store, settings.sqlite_synchronous, settings.serve_store_check_s)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -698,7 +1033,7 @@ def create_app(settings: ServeSettings | None = None, manager: ModelManager | No
                   description="Scores loan applications with the registered model behind an alias; every scored row is logged.")
     app.state.settings, app.state.manager, app.state.store, app.state.metrics = settings, manager, store, metrics
     app.add_middleware(Gate, settings=settings, metrics=metrics)
-    _add_error_handlers(app); _add_probes(app, manager, metrics); _add_predict(app, settings, manager, store, metrics)
+    _add_error_handlers(app); _add_probes(app, manager, store, metrics); _add_predict(app, settings, manager, store, metrics)
     _add_outcomes(app, settings, store); _add_admin(app, manager)
     return app
 
