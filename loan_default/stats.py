@@ -6,11 +6,11 @@
 __all__ = ['QUANTILES', 'dataset_stats', 'write_stats', 'stats_tables', 'plot_stats']
 
 # %% ../nbs/04_stats.ipynb #23d97eb4
-import json
+import json, os, uuid
 from pathlib import Path
 import numpy as np, pandas as pd
 from matplotlib.figure import Figure
-from .schema import COLUMN, COLUMNS, TARGET, NUMERIC_FEATURES, CATEGORICAL_FEATURES
+from .schema import COLUMN, COLUMNS, TARGET, NUMERIC_FEATURES, CATEGORICAL_FEATURES, DataError
 
 # %% ../nbs/04_stats.ipynb #dea6f074
 def _float(x) -> float | None:
@@ -109,11 +109,22 @@ def dataset_stats(df: pd.DataFrame, quantiles=QUANTILES) -> dict:
     return stats
 
 # %% ../nbs/04_stats.ipynb #3caa133e
+def _replaceable(path: Path) -> None:
+    "`DataError` unless `path` is absent or a JSON file (so a data file given as the output is never destroyed)."
+    if path.is_dir(): raise DataError(f"{path} is a folder, not a JSON file")
+    if not path.exists(): return
+    with open(path, "rb") as f: head = f.read(64).lstrip()
+    if head and not head.startswith(b"{"): raise DataError(f"refusing to replace {path}: it is not a JSON file (the input?)")
+
 def write_stats(stats: dict, path) -> Path:
-    "Write `stats` as indented JSON to `path` (creating its folder); return the path."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
+    "Write `stats` as indented JSON to `path` at once (a temporary file, then a rename), creating its folder; return the path."
+    path = Path(path); _replaceable(path)
+    text = json.dumps(stats, indent=2, allow_nan=False) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try: path.parent.mkdir(parents=True, exist_ok=True); tmp.write_text(text); os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 
 # %% ../nbs/04_stats.ipynb #ba9efa67

@@ -62,7 +62,7 @@ def _split_line(line: str) -> tuple[list | None, str]:
     if line.count('"') % 2: return None, "broken_quoting: a quote is never closed on this line"
     return None, "broken_quoting: a quote does not enclose a whole field"
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #35715cb6
 def _physical_lines(text: str) -> list[str]:
     "The lines of `text`, broken at \\n, \\r\\n or a lone \\r."
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -80,7 +80,7 @@ def _parse_csv(text: str, path: Path):
     split = [_split_line(s) for _, s in body]
     return header, [i for i, _ in body], [s for _, s in body], [f for f, _ in split], [p for _, p in split]
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #327ee830
 def _delimiter_hint(header: list) -> str:
     if len(header) == 1:
         for d in ";\t|":
@@ -115,7 +115,7 @@ def _read_csv(data: bytes, path: Path, labeled):
     frame, ragged, extra = _records_frame(header, records)
     return frame, lines, ragged, extra, *_line_problems(lines, texts, problems)
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #565a071f
 def read_table(path, labeled: bool | None = True) -> RawTable:
     "Read a CSV or parquet file into a `RawTable`, raising `DataError` (one line) when it cannot be the contract's table."
     path = Path(path)
@@ -175,7 +175,7 @@ def _column_counts(broken: pd.DataFrame, rejected: pd.Series) -> dict:
         for col in RULE[rule].columns: out[col] = out.get(col, np.zeros(len(broken), bool)) | broken[rule].to_numpy()
     return {c: int((m & rejected.to_numpy()).sum()) for c, m in out.items()}
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #fb039828
 def _report(raw: RawTable, typed, broken, rejected, dup_of, labeled) -> dict:
     n_rej, n_dup = int(rejected.sum()), int(dup_of.notna().sum())
     rules = {name: dict(rows=n, severity=RULE[name].severity, meaning=RULE[name].description)
@@ -186,7 +186,7 @@ def _report(raw: RawTable, typed, broken, rejected, dup_of, labeled) -> dict:
                 rules=rules, rejected_by_column=_column_counts(broken, rejected),
                 missing={c: int(n) for c, n in typed[raw.broken == ""].isna().sum().items()})
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #b4d64707
 def _row_reasons(raw: RawTable, typed, unreadable):
     "The rules each row breaks (nothing for a broken line) and its reasons: line-level first, then the contract's."
     split = (raw.broken == "").to_numpy()
@@ -226,7 +226,14 @@ def _limit_message(r: dict, out: Path | None) -> str:
     return (f"{r['rows_rejected']} of {r['rows_in']} rows ({r['reject_share']:.1%}) break the data contract, "
             f"more than the {r['max_reject_share']:.1%} limit: {_top_reasons(r)}{where}")
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #0ea852fc
+def _writable_place(out: Path) -> None:
+    "`DataError` unless the nearest existing folder above `out` is a folder this process may write in."
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is None: return
+    if not above.is_dir(): raise DataError(f"cannot create the output folder {out}: {above} is a file")
+    if not os.access(above, os.W_OK | os.X_OK): raise DataError(f"cannot write the output folder {out}: {above} is not writable")
+
 def output_folder(data, out_dir) -> Path:
     "`out_dir` resolved, or `DataError` if it holds the input `data`, is a file, or is a folder of other things."
     data, out = Path(data).resolve(), Path(out_dir).resolve()
@@ -236,9 +243,10 @@ def output_folder(data, out_dir) -> Path:
     try: foreign = out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file()
     except OSError as e: raise DataError(f"cannot read the output folder {out}: {e.strerror or e}") from None
     if foreign: raise DataError(f"the output folder {out} holds other files and no report.json: choose a new or empty folder")
+    _writable_place(out)
     return out
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #cc3fb932
 def _set_aside(out: Path) -> Path | None:
     "Rename `out` (if it exists) to a hidden sibling, at once; return where it went."
     if not out.exists(): return None
@@ -252,7 +260,7 @@ def discard_outputs(out: Path) -> None:
     except OSError as e: raise DataError(f"cannot replace the output folder {out}: {e.strerror or e}") from None
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #47ee322b
 def _replace_folder(out: Path, writers: dict) -> Path:
     "Write `writers` (file name -> function of a path) into a new folder beside `out`, then swap it in for `out`."
     tmp, old = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"), None
@@ -271,7 +279,7 @@ def _replace_folder(out: Path, writers: dict) -> Path:
 
 def _json_writer(obj) -> callable: return lambda p: p.write_text(json.dumps(obj, indent=2) + "\n")
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #fec2c0fe
 def write_validation(v: Validation, out_dir, clean_format: str = "csv") -> Path:
     "Replace the folder `out_dir` with this run's outputs; the clean rows only if the run did not fail."
     out = output_folder(v.report["source"], out_dir)
@@ -282,7 +290,7 @@ def write_validation(v: Validation, out_dir, clean_format: str = "csv") -> Path:
         files[f"clean.{'parquet' if clean_format == 'parquet' else 'csv'}"] = lambda p: clean(p, index=False)
     return _replace_folder(out, files)
 
-# %% ../nbs/02_validate.ipynb #344ae065
+# %% ../nbs/02_validate.ipynb #e2536710
 def _failed(path, out: Path | None, error: Exception, max_reject_share: float) -> None:
     "A run that could not validate `path` leaves only a report saying so."
     if out is None: return
