@@ -8,6 +8,13 @@ single-row requests at the same concurrency. Ours answers with reasons and write
 (SQLite, WAL) before it responds; MLflow's answers with probabilities only and logs nothing. Prints the figures and
 the targets of issue 4; exits non-zero when a target is missed (use --no-check to only print).
 
+    .venv/bin/python benchmarks/serve_bench.py --sync-compare --tracking-uri sqlite:////tmp/ld-real/mlflow.db --name loan-default
+
+`--sync-compare` measures what durable commits cost instead: our service alone, started twice on the same model
+with LD_SQLITE_SYNCHRONOUS=NORMAL and =FULL (the default: the write-ahead log is fsynced at every commit, so a
+200 survives a power cut), alternating rounds of single-row requests with unique application ids, and prints
+req/s, p50 and p99 for each, with the machine's load average (the figures are only comparable on a quiet machine).
+
 `run_load` is the load generator the tests in tests/test_serve.py use too.
 """
 import argparse, asyncio, json, os, signal, subprocess, sys, tempfile, time
@@ -123,6 +130,32 @@ def train_registered(folder: Path, name: str, seeds=(1,), rows: int = 3000, time
         if first is None: promote(name); first = reg.version
     return first
 
+def unique_id_bodies(n: int, prefix: str) -> list[bytes]:
+    "Single-row bodies, each with its own application_id (every request stores a new row: no replays)."
+    return [json.dumps({"data": [json.loads(b)["data"][0] | {"application_id": f"{prefix}-{i}"}]}).encode()
+            for i, b in enumerate(single_row_bodies(n))]
+
+def sync_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round: int, rounds: int, concurrency: int) -> dict:
+    "Our service with synchronous=NORMAL and =FULL side by side: alternating rounds, each with fresh ids; pooled figures per mode."
+    servers = {}
+    for mode in ("NORMAL", "FULL"):
+        port = free_port()
+        env = {"MLFLOW_TRACKING_URI": uri, "LD_MODEL_NAME": name, "LD_SERVE_ALIAS": alias, "LD_API_KEYS": "bench-key",
+               "LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-{mode.lower()}.db", "LD_SQLITE_SYNCHRONOUS": mode}
+        servers[mode] = (start(service_command("127.0.0.1", port), env, tmp / f"ours-{mode.lower()}.log"), f"http://127.0.0.1:{port}")
+    key, out = {"X-API-Key": "bench-key"}, {m: [] for m in servers}
+    try:
+        for proc, url in servers.values(): wait_http(f"{url}/ready", proc=proc)
+        for mode, (_, url) in servers.items(): run_load(f"{url}/predict", unique_id_bodies(500, f"warm-{mode}"), concurrency, n=500, headers=key)
+        for r in range(rounds):
+            for mode, (_, url) in servers.items():
+                bodies = unique_id_bodies(requests_per_round, f"r{r}-{mode}")
+                out[mode].append(run_load(f"{url}/predict", bodies, concurrency, n=requests_per_round, headers=key))
+    finally:
+        for proc, _ in servers.values(): stop(proc)
+    return {m: LoadResult(sum(x.requests for x in rs), sum(x.seconds for x in rs), np.concatenate([x.latencies_ms for x in rs]),
+                          {k: sum(x.statuses.get(k, 0) for x in rs) for x in rs for k in x.statuses}) for m, rs in out.items()}
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracking-uri", help="registry holding the model (default: a temporary one with a model trained here)")
@@ -132,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--big-requests", type=int, default=20, help="1,000-row requests")
     ap.add_argument("--no-check", action="store_true")
+    ap.add_argument("--sync-compare", action="store_true", help="compare LD_SQLITE_SYNCHRONOUS=NORMAL and FULL on our service instead")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode for --sync-compare")
     a = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -144,6 +179,16 @@ def main(argv=None) -> int:
     from mlflow import MlflowClient
     version = MlflowClient().get_model_version_by_alias(a.name, a.alias).version
     print(f"model {a.name} version {version} (@{a.alias})")
+    if a.sync_compare:
+        load_before = os.getloadavg()
+        res = sync_compare(uri, a.name, a.alias, tmp, a.requests, a.rounds, a.concurrency)
+        load_after = os.getloadavg()
+        print(f"\nprediction log durability, 1-row requests with new application ids, {a.concurrency} connections, "
+              f"{a.rounds} alternating rounds of {a.requests:,} each; {os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+        for mode, r in res.items(): print(f"  synchronous={mode:6s} {r.summary()}")
+        cost = 1 - res["FULL"].rps / res["NORMAL"].rps
+        print(f"  FULL costs {cost:.1%} of NORMAL's req/s; p99 {res['NORMAL'].pct(99):.1f} -> {res['FULL'].pct(99):.1f} ms")
+        return 0 if a.no_check or all(r.errors == 0 for r in res.values()) else 1
 
     ours_port, theirs_port = free_port(), free_port()
     env = {"MLFLOW_TRACKING_URI": uri, "LD_MODEL_NAME": a.name, "LD_SERVE_ALIAS": a.alias,

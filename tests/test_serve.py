@@ -143,11 +143,13 @@ def test_response(service, bodies):
         assert p["predicted_default"] == int(p["decision"] == "decline")
         assert all(set(x) == {"feature", "contribution", "text"} and x["contribution"] > 0 for x in p["reasons"])
     assert {f"resp-{i}" for i in range(3)} <= service.logged_ids()
-    fast = requests.post(f"{service.url}/predict", headers=H, json={"data": rows, "reasons": False}).json()
-    assert all(p["reasons"] is None for p in fast["predictions"])
+    fast = requests.post(f"{service.url}/predict", headers=H, json={"data": [r | {"application_id": f"fast-{i}"} for i, r in enumerate(rows)], "reasons": False}).json()
+    assert all(p["reasons"] is None and not p["replayed"] for p in fast["predictions"])
+    again = requests.post(f"{service.url}/predict", headers=H, json={"data": rows, "reasons": False}).json()      # a retry: the stored answers
+    assert [p | {"replayed": False} for p in again["predictions"]] == body["predictions"] and all(p["replayed"] for p in again["predictions"])
     assert [p["probability_of_default"] for p in fast["predictions"]] == [p["probability_of_default"] for p in body["predictions"]]
     out = requests.post(f"{service.url}/outcomes", headers=H, json={"outcomes": [{"application_id": "resp-0", "loan_status": 1}]})
-    assert out.status_code == 200 and out.json() == {"recorded": 1}
+    assert out.status_code == 200 and out.json() == {"recorded": 1, "already_recorded": 0, "unmatched": []}
     info = requests.get(f"{service.url}/model", headers=H).json()
     assert info["version"] == "1" and info["run_id"] and info["training_data_sha256"] and "test_f1" in info["metrics"]
     metrics = requests.get(f"{service.url}/metrics", headers=H).text
