@@ -24,7 +24,8 @@ from .schema import COLUMN, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, NU
 from .profile import bin_labels, reference_shares, load_profile
 from .drift import (SCORE, DECISION, Thresholds, realised_performance, psi_table, verdict, worst, control_limits, western_electric,
                                 RULE_NAMES, default_chunk_size, shares, write_report, log_drift_run,
-                                exit_status, DriftResult, ModelReference, model_reference, feature_counts, quality_table)
+                                exit_status, DriftResult, ModelReference, model_reference, feature_counts, quality_table,
+                                quality_row, chart_section, judge_expected, enough_outcomes, summary_line, NO_TIME_ORDER, INSUFFICIENT)
 
 # %% ../nbs/12_scale.ipynb #7c627be3
 ID = "application_id"
@@ -425,19 +426,10 @@ def spark_unseen_values(sdf, profile: dict, counts: dict, limit: int = 5) -> dic
 # %% ../nbs/12_scale.ipynb #f781b0cb
 def quality_from_counts(profile: dict, counts: dict, out_of_range: dict, rows: int, unseen_values: dict,
                         th: Thresholds = Thresholds()) -> pd.DataFrame:
-    "`drift.quality_table` from aggregated counts (no rows needed)."
-    out = {}
-    for name in FEATURES:
-        e, c = profile["features"][name], counts[name]
-        n = max(int(c.sum()), 1)
-        missing = c[-1] / n
-        unseen = c[-2] / n if e["kind"] == "categorical" else 0.0
-        oor = float(out_of_range[name] / max(rows, 1)) if e["kind"] == "numeric" else 0.0
-        change = missing - e["missing_rate"]
-        v = worst([verdict(change, th.missing_warn, th.missing_alert), verdict(oor, th.out_of_range_warn, th.out_of_range_alert),
-                   verdict(unseen, th.unseen_warn, th.unseen_alert), "alert" if missing > 0 and not COLUMN[name].nullable else "ok"])
-        out[name] = dict(missing_rate_reference=e["missing_rate"], missing_rate=missing, missing_change=change, out_of_range=oor,
-                         unseen=unseen, unseen_values=unseen_values.get(name, {}) if unseen > 0 else {}, verdict=v)
+    "`drift.quality_table` from aggregated counts (no rows needed): the same `drift.quality_row` per feature."
+    out = {name: quality_row(name, profile["features"][name], counts[name],
+                             float(out_of_range[name] / max(rows, 1)) if profile["features"][name]["kind"] == "numeric" else 0.0,
+                             unseen_values.get(name, {}), th) for name in FEATURES}
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("feature")
 
 # %% ../nbs/12_scale.ipynb #b6847ee8
@@ -462,9 +454,12 @@ def p_chart_from_sums(sums: pd.DataFrame, p0: float, sigmas: float = 3.0, with_o
 # %% ../nbs/12_scale.ipynb #b4de1a60
 _PERIOD_UNIT = {"D": "day", "h": "hour", "H": "hour", "W": "week", "M": "month", "MS": "month", "min": "minute", "T": "minute"}
 
-def _spark_chunks(sdf, time_col, chunk_size, period, rows):
+def _spark_chunks(sdf, time_col, chunk_size, period, rows, th: Thresholds = Thresholds()):
     "`sdf` with a `_chunk` column (row position or period), chunk labels (period start) and the chunking used."
     from pyspark.sql import functions as F
+    if not time_col:                                   # a file's row order is not time: one sample, as on pandas
+        if period or chunk_size: raise DataError(f"chunking by {'period' if period else 'size'} needs a scored_at column: {NO_TIME_ORDER}")
+        return sdf.withColumn("_chunk", F.lit(0).cast("long")), None, dict(by="none", reason=NO_TIME_ORDER)
     if period:
         if not time_col: raise DataError("chunking by period needs a time column (scored_at)")
         if period not in _PERIOD_UNIT: raise DataError(f"period {period!r} is not one of {', '.join(_PERIOD_UNIT)} on the spark engine")
@@ -472,12 +467,12 @@ def _spark_chunks(sdf, time_col, chunk_size, period, rows):
         with spark_errors("finding periods"): starts = sorted(r[0] for r in sdf.select(t.alias("_t")).distinct().collect() if r[0] is not None)
         table = F.create_map(*[F.lit(x) for i, s in enumerate(starts) for x in (s, i)])
         return sdf.withColumn("_chunk", table[t]), [pd.Timestamp(s, tz="UTC").isoformat() for s in starts], dict(by="period", period=period)
-    size = chunk_size or default_chunk_size(rows)
+    size = chunk_size or default_chunk_size(rows, th.min_rows)
     if size < 1: raise ValueError(f"chunk size must be 1 or more (got {size})")
-    indexed = with_row_index(sdf.orderBy(F.to_timestamp(F.col(time_col)), F.col("_file_row")) if time_col else sdf, "_pos")
+    indexed = with_row_index(sdf.orderBy(F.to_timestamp(F.col(time_col)), F.col("_file_row")), "_pos")
     full = rows // size
     chunk = F.floor(F.col("_pos") / size).cast("long")
-    if full >= 1 and 0 < rows - full * size < size / 2: chunk = F.when(chunk == full, full - 1).otherwise(chunk)
+    if full >= 1 and 0 < rows - full * size < max(size / 2, 0 if chunk_size else th.min_rows): chunk = F.when(chunk == full, full - 1).otherwise(chunk)
     return indexed.withColumn("_chunk", chunk), None, dict(by="rows", size=int(size))
 
 def _chunk_sums(sdf, threshold: float, with_y: bool) -> pd.DataFrame:
@@ -512,15 +507,14 @@ def _spark_performance(sdf, sums, threshold, test, th, with_y) -> tuple[dict, li
     overall_expected = _expected(sums[["n", "tp", "fp", "fn"]].sum().to_frame().T.assign(chunk=0)).iloc[0].drop("chunk")
     out = dict(threshold=threshold, test=test, expected=dict(overall=json.loads(overall_expected.to_json()), chunks=_records(expected)))
     statuses, reasons = [], []
-    if overall_expected.expected_f1 < th.min_f1:
-        statuses.append("warn"); reasons.append(f"expected F1 {overall_expected.expected_f1:.3f} is below the registration gate {th.min_f1:g}")
+    judge_expected(overall_expected.expected_f1, int(sums.n.sum()), th, statuses, reasons)
     labelled = int(sums.n_labelled.sum()) if with_y else 0
     if with_y and labelled > 0:
         from pyspark.sql import functions as F
         with spark_errors("collecting outcomes"):
             ly = sdf.where(F.col(TARGET).isNotNull()).select("_chunk", SCORE, TARGET).orderBy("_chunk", "_file_row").toPandas()
         pl, yl, codes = ly[SCORE].to_numpy("float64"), ly[TARGET].to_numpy("float64"), ly["_chunk"].to_numpy("int64")
-    if with_y and labelled > 0 and len(np.unique(yl)) == 2:
+    if with_y and labelled > 0 and enough_outcomes(yl, th):
         out |= realised_performance(yl, pl, codes, threshold, test, th, statuses, reasons)
     else: out |= dict(with_outcomes=False, labelled_rows=labelled if with_y else 0)
     return out | dict(status=worst(statuses)), reasons
@@ -537,11 +531,12 @@ def spark_drift_report(sdf, profile: dict, threshold: float = 0.5, test: dict | 
     if rows == 0: raise DataError("no current rows to compare with the reference")
     psi_t = psi_table(profile, counts, th)
     dq = quality_from_counts(profile, counts, oor, rows, spark_unseen_values(sdf, profile, counts), th)
-    reasons = [f"PSI of {f} is {r.psi:.3f} ({r.verdict}; moved most: {r.moved_most})" for f, r in psi_t.iterrows() if r.verdict != "ok"]
+    reasons = [f"PSI of {f} is {r.psi:.3f} ({r.verdict}; moved most: {r.moved_most})" for f, r in psi_t.iterrows() if r.verdict in ("warn", "alert")]
     reasons += [f"data quality of {f}: missing {r.missing_rate:.1%} (reference {r.missing_rate_reference:.1%}), out of range {r.out_of_range:.2%}, "
-                f"unseen {r.unseen:.2%} ({r.verdict})" for f, r in dq.iterrows() if r.verdict != "ok"]
+                f"unseen {r.unseen:.2%} ({r.verdict})" for f, r in dq.iterrows() if r.verdict in ("warn", "alert")]
+    if rows < th.min_rows: reasons.insert(0, f"only {rows:,} rows: at least {th.min_rows:,} are needed to judge drift (LD_DRIFT_MIN_ROWS)")
     time_col = time_col if time_col and time_col in sdf.columns else None
-    chunked, labels, chunking = _spark_chunks(sdf, time_col, chunk_size, period, rows)
+    chunked, labels, chunking = _spark_chunks(sdf, time_col, chunk_size, period, rows, th)
     statuses, chart, perf, window = list(psi_t.verdict) + list(dq.verdict), None, None, None
     if time_col:
         with spark_errors("reading the time window"):
@@ -559,21 +554,20 @@ def spark_drift_report(sdf, profile: dict, threshold: float = 0.5, test: dict | 
                 firsts = chunked.groupBy("_chunk").agg(F.min(F.struct("_pos", _time_text(chunked, time_col).alias("t"))).alias("f")).collect()
             start = {int(r["_chunk"]): r["f"]["t"] for r in firsts}
             pc.insert(1, "start", [start[c] for c in pc.chunk])
-        recent = pc.tail(th.recent_chunks).rules.str.len() > 0
-        chart_status = "alert" if pc.beyond_limits.any() else "warn" if recent.any() else "ok"
-        if pc.beyond_limits.any(): reasons.append(f"predicted default rate beyond the control limits in {int(pc.beyond_limits.sum())} of {len(pc)} chunks")
-        elif recent.any(): reasons.append(f"run rules broken in the last {th.recent_chunks} chunks: {', '.join(sorted(set(','.join(pc.tail(th.recent_chunks).rules).split(',')) - {''}))}")
-        chart = dict(status=chart_status, p0=p0, default_rate_reference=profile.get("default_rate"), sigmas=th.sigmas, points=_records(pc))
+        chart, chart_reasons = chart_section(pc, p0, profile, th)
+        reasons += chart_reasons
         perf, perf_reasons = _spark_performance(chunked, sums, threshold, test or {}, th, with_y)
-        statuses += [chart_status, perf["status"]]; reasons += perf_reasons
+        statuses += [chart["status"], perf["status"]]; reasons += perf_reasons
     if time_col: window = dict(start=first, end=last)
     entry = lambda k: profile["score"] if k == "score" else profile["features"][k]
     return dict(status=worst(statuses), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                model=model or {}, rows=rows, window=window, chunking=chunking, thresholds=asdict(th),
+                model=model or {}, rows=rows, rows_compared=rows, min_rows=th.min_rows, window=window, chunking=chunking, thresholds=asdict(th),
                 psi={k: float(v) for k, v in psi_t.psi.items()}, psi_table=json.loads(psi_t.to_json(orient="index")),
                 distributions={k: dict(labels=bin_labels(entry(k)), reference=reference_shares(entry(k)).tolist(), current=shares(c).tolist())
                                for k, c in counts.items()},
-                data_quality=dict(status=worst(dq.verdict), features=json.loads(dq.to_json(orient="index"))),
+                data_quality=dict(status=worst(dq.verdict), features=json.loads(dq.to_json(orient="index")),
+                                  contract=dict(status="ok", rows=rows, rows_breaking=0, share=0.0, rows_excluded=0, rules={}, examples=[],
+                                                note="not checked row by row on the spark engine: values Spark cannot read as the contract's types are missing")),
                 control_chart=chart, performance=perf, seconds=round(time.perf_counter() - started, 3), engine="spark")
 
 # %% ../nbs/12_scale.ipynb #8a45e79b
@@ -587,7 +581,8 @@ def drift_command_spark(current, out="drift", model: str = "loan-default", alias
     if current is None: raise DataError("the spark engine reads a current file (--current); use the pandas engine for --from-store")
     if th is None:
         from loan_default.config import get_settings
-        th = Thresholds(min_f1=get_settings().min_f1)
+        s = get_settings()
+        th = Thresholds(min_f1=s.min_f1, min_rows=s.drift_min_rows)
     columns = input_columns(current)
     check_columns(columns, current)
     if (since is not None or until is not None) and "scored_at" not in columns: raise DataError("--since/--until need a scored_at column in the file")
@@ -616,6 +611,5 @@ def drift_command_spark(current, out="drift", model: str = "loan-default", alias
     files = write_report(report, out)
     run_id = log_drift_run(report, files, experiment) if log else None
     code = exit_status(report["status"], fail_on)
-    message = (f"drift {report['status']}: {report['rows']:,} rows, max PSI {max(v for v in report['psi'].values() if v == v):.3f}"
-               f"{' (' + report['reasons'][0] + ')' if report['reasons'] else ''} -> {files[1]} (spark)")
+    message = summary_line(report, files[1], " (spark)")
     return DriftResult(report, code, message, files, run_id)
