@@ -259,6 +259,7 @@ def _one_line(e: BaseException) -> str:
 def _quiet_libraries() -> None:
     "Keep MLflow's INFO chatter and library warnings off the terminal: a command says one line, or `error: ...`."
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # MLflow's download bars are not our output
     if not os.environ.get("LD_DEBUG"):
         import warnings
         warnings.filterwarnings("ignore", module=r"(mlflow|sklearn|lightgbm|pydantic|skops|papermill|pandas)(\.|$)")

@@ -351,7 +351,7 @@ def _candidate(client: MlflowClient, name: str, aliases: dict) -> str:
     staging, versions = aliases.get(STAGING), _versions(client, name)
     pending = [v for v in versions if _state(v) == PENDING and (staging is None or int(v.version) >= int(staging))]
     if staging is None:
-        why = f": version {pending[-1].version}'s registration did not finish ({_rerun_register(pending[-1])})" if pending else ""
+        why = f": version {pending[-1].version} has not finished registering: {_rerun_register(pending[-1])}" if pending else ""
         raise RegistryError(f"no @staging version of '{name}' to promote{why}")
     if pending and str(pending[0].version) == staging:
         raise RegistryError(f"refused: @staging version {staging} of '{name}' has not finished registering: {_rerun_register(pending[0])}")
