@@ -4,15 +4,17 @@
 
 # %% auto #0
 __all__ = ['JSON_ARTIFACTS', 'PERFORMANCE', 'POLICY_TEXT', 'LIMITATIONS', 'CARD_PLOTS', 'CARD_DIR', 'CARD_TAGS', 'run_facts',
-           'model_policy', 'Section', 'overview_section', 'data_section', 'features_section', 'performance_section',
-           'threshold_section', 'calibration_section', 'reasons_section', 'drift_reference_section', 'gates_section',
-           'limitations', 'to_markdown', 'to_html', 'html_page', 'ModelCard', 'model_card', 'log_model_card']
+           'model_policy', 'Section', 'text', 'code', 'overview_section', 'data_section', 'features_section',
+           'performance_section', 'threshold_section', 'calibration_section', 'reasons_section',
+           'drift_reference_section', 'gates_section', 'limitations', 'to_markdown', 'to_html', 'html_page',
+           'ModelCard', 'model_card', 'log_model_card']
 
 # %% ../nbs/11_model_card.ipynb #2a202207
-import base64, html, json, re, tempfile
+import base64, json, re, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
+from markupsafe import Markup, escape
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -20,6 +22,7 @@ from .schema import COLUMN, FEATURES
 from .features import DERIVED_FEATURES, FACTORS, REASON_TEXT
 from .profile import profile_table
 from .registry import KIND_TAG, MODEL_URI_TAG, TRAINING, RegistryError, _quiet_downloads
+from .drift import render_template
 
 # %% ../nbs/11_model_card.ipynb #2b30aa16
 JSON_ARTIFACTS = {"metrics": "metrics.json", "calibration": "calibration.json", "profile": "reference_profile.json",
@@ -65,6 +68,19 @@ class Section:
     columns: list[str] = field(default_factory=list)
     rows: list[list] = field(default_factory=list)
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~#!])")
+
+def text(x) -> str:
+    "A value from data as card text: Markdown's special characters backslash-escaped, one line."
+    return _MD_SPECIAL.sub(r"\\\1", _fmt(x).replace("\r", " ").replace("\n", " "))
+
+def code(x) -> str:
+    "A value from data as a code span: a fence longer than any backtick run inside, one line."
+    s = _fmt(x).replace("\r", " ").replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
 def _fmt(x) -> str:
     "A table cell: floats to 4 significant figures, None as a dash."
     if x is None or (isinstance(x, float) and x != x): return "–"
@@ -75,10 +91,10 @@ def _fmt(x) -> str:
 def overview_section(facts: dict, name: str | None = None, version: str | None = None) -> Section:
     "What the model does, which version and run it is, the model URI and the git commit."
     t, p = facts["tags"], facts["params"]
-    rows = [["registered model", f"`{name}` version {version}" if name else "not registered"],
-            ["training run", f"`{facts['run_id']}` ({facts['start_time']:%Y-%m-%d %H:%M} UTC)"],
-            ["model", f"{t.get('candidate', p.get('model.candidate', '?'))}, logged as `{t.get(MODEL_URI_TAG, '?')}`"],
-            ["code", f"git commit `{t.get('git.commit', 'unknown')}`"]]
+    rows = [["registered model", f"{code(name)} version {text(version)}" if name else "not registered"],
+            ["training run", f"{code(facts['run_id'])} ({facts['start_time']:%Y-%m-%d %H:%M} UTC)"],
+            ["model", f"{text(t.get('candidate', p.get('model.candidate', '?')))}, logged as {code(t.get(MODEL_URI_TAG, '?'))}"],
+            ["code", f"git commit {code(t.get('git.commit', 'unknown'))}"]]
     return Section("Overview", ["Scores a loan application (the 11 applicant and loan columns) with a probability of default and "
                                 "a decision (decline at or above the threshold), with up to three reasons for each decision."],
                    ["", ""], rows)
@@ -86,17 +102,17 @@ def overview_section(facts: dict, name: str | None = None, version: str | None =
 def data_section(facts: dict) -> Section:
     "The training data: file, SHA-256, row counts through validation, the split and the default rate."
     t, p, v = facts["tags"], facts["params"], facts.get("validation") or {}
-    n = lambda k: p.get(f"data.{k}", v.get(k))
-    rows = [["file", f"`{t.get('data.path', '?')}`"], ["SHA-256", f"`{t.get('data.sha256', 'unknown')}`"],
-            ["rows in / clean", f"{_fmt(n('rows_in'))} / {_fmt(n('rows_clean'))}"],
-            ["rejected / duplicates", f"{_fmt(n('rows_rejected'))} / {_fmt(n('rows_duplicate'))}"],
-            ["split (train / validation / test)", " / ".join(p.get(f"split.rows_{s}", "?") for s in ("train", "validation", "test"))],
-            ["split seed", p.get("split.seed", "?")]]
+    n = lambda k: text(p.get(f"data.{k}", v.get(k)))
+    rows = [["file", code(t.get('data.path', '?'))], ["SHA-256", code(t.get('data.sha256', 'unknown'))],
+            ["rows in / clean", f"{n('rows_in')} / {n('rows_clean')}"],
+            ["rejected / duplicates", f"{n('rows_rejected')} / {n('rows_duplicate')}"],
+            ["split (train / validation / test)", " / ".join(text(p.get(f"split.rows_{s}", "?")) for s in ("train", "validation", "test"))],
+            ["split seed", text(p.get("split.seed", "?"))]]
     prof = facts.get("profile") or {}
-    text = ["Rows are split once, stratified by outcome and grouped by applicant, before anything is learned: the test split "
+    body = ["Rows are split once, stratified by outcome and grouped by applicant, before anything is learned: the test split "
             "was seen by nothing but the final evaluation."]
-    if prof.get("default_rate") is not None: text.append(f"Default rate in the training split: **{prof['default_rate']:.1%}**.")
-    return Section("Training data", text, ["", ""], rows)
+    if isinstance(prof.get("default_rate"), (int, float)): body.append(f"Default rate in the training split: **{prof['default_rate']:.1%}**.")
+    return Section("Training data", body, ["", ""], rows)
 
 # %% ../nbs/11_model_card.ipynb #76bfc0ea
 def features_section() -> Section:
@@ -118,12 +134,12 @@ def performance_section(facts: dict) -> Section:
     "Test and validation figures from `metrics.json`, and the test confusion matrix in words."
     m = facts.get("metrics") or {}
     test, val = m.get("test", {}), m.get("validation", {})
-    rows = [[label, _fmt(test.get(k)), _fmt(val.get(k))] for k, label in PERFORMANCE if k in test]
+    rows = [[label, text(test.get(k)), text(val.get(k))] for k, label in PERFORMANCE if k in test]
     cm = test.get("confusion_matrix") or {}
-    text = ["Measured once, on the test split, with the decision threshold below."]
-    if cm: text.append(f"Test confusion matrix: {cm['tp']} defaults declined, {cm['fn']} defaults approved, "
-                       f"{cm['fp']} good loans declined, {cm['tn']} good loans approved.")
-    return Section("Performance", text, ["figure", "test", "validation"], rows)
+    body = ["Measured once, on the test split, with the decision threshold below."]
+    if cm: body.append(f"Test confusion matrix: {text(cm.get('tp'))} defaults declined, {text(cm.get('fn'))} defaults approved, "
+                       f"{text(cm.get('fp'))} good loans declined, {text(cm.get('tn'))} good loans approved.")
+    return Section("Performance", body, ["figure", "test", "validation"], rows)
 
 # %% ../nbs/11_model_card.ipynb #d827ac00
 POLICY_TEXT = {"f1": "maximises F1 on the validation split: catching defaults and sparing good loans weigh the same",
@@ -133,21 +149,22 @@ POLICY_TEXT = {"f1": "maximises F1 on the validation split: catching defaults an
 def threshold_section(facts: dict, policy: dict) -> Section:
     "The model's threshold and the policy that chose it; a warning if the run logged another."
     name = facts["params"].get("threshold_policy", "?")
-    logged = float(facts["params"].get("threshold", "nan"))
-    text = [f"Decline when the probability of default is at or above **{policy['threshold']:.4f}**; policy `{name}`: "
+    try: logged = float(facts["params"].get("threshold", "nan"))
+    except ValueError: logged = float("nan")
+    body = [f"Decline when the probability of default is at or above **{policy['threshold']:.4f}**; policy {code(name)}: "
             f"{POLICY_TEXT.get(name, 'not recorded')}."]
-    if abs(logged - policy["threshold"]) > 1e-9:
-        text.append(f"**Warning:** the run logged threshold {logged:.4f}, the model holds {policy['threshold']:.4f}.")
-    return Section("Decision threshold", text)
+    if not abs(logged - policy["threshold"]) <= 1e-9:
+        body.append(f"**Warning:** the run logged threshold {logged:.4f}, the model holds {policy['threshold']:.4f}.")
+    return Section("Decision threshold", body)
 
 def calibration_section(facts: dict) -> Section:
     "The calibration method chosen and the cross-validated scores it was chosen on."
     c = facts.get("calibration") or {}
     cv = c.get("cross_validated", {})
-    rows = [[m, _fmt(s.get("brier")), _fmt(s.get("log_loss")), "chosen" if m == c.get("method") else ""] for m, s in cv.items()]
-    text = [f"Method: **{c.get('method', 'not recorded')}** (`none` means the model's raw probabilities were already as good). "
+    rows = [[text(m), text(s.get("brier")), text(s.get("log_loss")), "chosen" if m == c.get("method") else ""] for m, s in cv.items()]
+    body = [f"Method: **{text(c.get('method', 'not recorded'))}** (`none` means the model's raw probabilities were already as good). "
             "Cross-validated on the validation split:"]
-    return Section("Calibration", text, ["method", "Brier", "log loss", ""], rows)
+    return Section("Calibration", body, ["method", "Brier", "log loss", ""], rows)
 
 # %% ../nbs/11_model_card.ipynb #ee9fb96d
 def reasons_section(policy: dict) -> Section:
@@ -163,10 +180,10 @@ def drift_reference_section(facts: dict) -> Section:
     prof = facts.get("profile")
     if not prof: return Section("Drift reference", ["**No reference profile was logged with this run: drift cannot be monitored.**"])
     t = profile_table(prof)
-    rows = [[f"`{name}`", r["kind"], int(r["bins"]), f"{r['missing_rate']:.1%}", f"{r['largest_bin']:.1%}", _fmt(r["mean"])]
+    rows = [[code(name), text(r["kind"]), int(r["bins"]), f"{r['missing_rate']:.1%}", f"{r['largest_bin']:.1%}", text(r["mean"])]
             for name, r in t.iterrows()]
-    return Section("Drift reference", [f"The reference profile (`reference_profile.json`): {prof['rows']} training rows, "
-                                       f"{prof['n_bins']} quantile bins per numeric feature; `loan-default drift` compares "
+    return Section("Drift reference", [f"The reference profile (`reference_profile.json`): {text(prof.get('rows'))} training rows, "
+                                       f"{text(prof.get('n_bins'))} quantile bins per numeric feature; `loan-default drift` compares "
                                        "production traffic against it (PSI per feature and for the score)."],
                    ["feature", "kind", "bins", "missing", "largest bin", "mean"], rows)
 
@@ -176,7 +193,7 @@ def gates_section(version_tags: dict) -> Section:
     gates = {k.removeprefix("gate."): v for k, v in version_tags.items() if k.startswith("gate.")}
     if not gates: return Section("Registration gates", ["Not registered, or registered without gates."])
     return Section("Registration gates", ["The figures `register` checked before admitting this version (tags `gate.*`)."],
-                   ["gate", "value"], [[k, v] for k, v in sorted(gates.items())])
+                   ["gate", "value"], [[text(k), text(v)] for k, v in sorted(gates.items())])
 
 LIMITATIONS = [
     "The split is random, not by time: the public data has no application dates, so nothing shows how the model ages.",
@@ -191,17 +208,17 @@ def limitations(facts: dict) -> list[str]:
     out = list(LIMITATIONS)
     if "synthetic" in t.get("data.path", "").lower():
         out.insert(0, "**Trained on synthetic data**: its figures say nothing about real applicants. Do not promote it to serve them.")
-    if test.get("positives", 1000) < 200:
-        out.append(f"The test split holds only {test.get('positives')} defaults in {test.get('n_rows')} rows: its figures are uncertain.")
+    if isinstance(test.get("positives", 1000), (int, float)) and test.get("positives", 1000) < 200:
+        out.append(f"The test split holds only {text(test.get('positives'))} defaults in {text(test.get('n_rows'))} rows: its figures are uncertain.")
     if t.get("data.sha256", "unknown") == "unknown": out.append("The training data was not validated: no hash identifies it.")
     if t.get("git.commit", "unknown").endswith("+dirty") or t.get("git.commit") == "unknown":
-        out.append(f"The code is not identified by a clean commit (`{t.get('git.commit', 'unknown')}`).")
+        out.append(f"The code is not identified by a clean commit ({code(t.get('git.commit', 'unknown'))}).")
     return out
 
 # %% ../nbs/11_model_card.ipynb #94539eca
 def _md_table(columns, rows) -> str:
-    "A Markdown table, `|` in values escaped."
-    esc = lambda x: _fmt(x).replace("|", "\\|").replace("\n", " ")
+    "A Markdown table, every `|` not yet escaped escaped (GitHub tables split cells on it, even in code spans)."
+    esc = lambda x: re.sub(r"(?<!\\)\|", r"\\|", _fmt(x)).replace("\n", " ")
     return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows])
 
 def to_markdown(title: str, sections: list[Section]) -> str:
@@ -213,42 +230,34 @@ def to_markdown(title: str, sections: list[Section]) -> str:
         if s.rows: parts.append(_md_table(s.columns, s.rows))
     return "\n\n".join(parts) + "\n"
 
-def _inline(text: str) -> str:
-    "Escaped HTML for card text: `code` and **bold** only."
-    out = html.escape(_fmt(text), quote=False)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+_TOKEN = re.compile(r"\\(.)|(`+) ?(.+?) ?\2(?!`)|\*\*(.+?)\*\*", re.S)
 
-def _html_table(columns, rows) -> str:
+def _inline(s) -> Markup:
+    "The card's mini-markup as HTML: backslash escapes, `code`, **bold**; everything else escaped."
+    s, out, pos = _fmt(s), [], 0
+    for m in _TOKEN.finditer(s):
+        out.append(escape(s[pos:m.start()]))
+        if m.group(1) is not None: out.append(escape(m.group(1)))
+        elif m.group(2): out.append(Markup("<code>%s</code>") % m.group(3))
+        else: out.append(Markup("<strong>%s</strong>") % _inline(m.group(4)))
+        pos = m.end()
+    out.append(escape(s[pos:]))
+    return Markup("").join(out)
+
+def _images(images: dict | None) -> list[dict]:
+    return [dict(name=n, caption=n.replace("_", " "), data=base64.b64encode(b).decode()) for n, b in (images or {}).items()]
+
+def _html_table(columns, rows) -> Markup:
     "An HTML table, every value escaped (no header row when the columns have no names)."
-    head = f"<thead><tr>{''.join(f'<th>{_inline(c)}</th>' for c in columns)}</tr></thead>" if any(columns) else ""
-    body = "".join("<tr>" + "".join(f"<td>{_inline(x)}</td>" for x in r) + "</tr>" for r in rows)
-    return f"<table>{head}<tbody>{body}</tbody></table>"
+    return Markup(render_template("model_card_table.html", columns=columns, rows=rows, inline=_inline))
 
 def to_html(title: str, sections: list[Section], images: dict | None = None) -> str:
-    "The card as an HTML fragment: sections, then `images` ({name: PNG bytes}) embedded."
-    parts = [f"<h1>{_inline(title)}</h1>"]
-    for s in sections:
-        parts.append(f"<h2>{_inline(s.title)}</h2>")
-        parts.extend(f"<p>{_inline(p)}</p>" for p in s.paragraphs)
-        if s.rows: parts.append(_html_table(s.columns, s.rows))
-    if images:
-        parts.append("<h2>Plots (test split)</h2>")
-        parts.extend(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
-                     f"<figcaption>{html.escape(n.replace('_', ' '))}</figcaption></figure>" for n, b in images.items())
-    return '<div class="model-card">' + "\n".join(parts) + "</div>"
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}}
-table{{border-collapse:collapse;margin:.5rem 0}} td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}}
-code{{background:#f3f3f3;padding:0 .2rem}} figure{{display:inline-block;margin:.5rem}} img{{max-width:28rem}}</style>
-</head><body>{body}</body></html>
-"""
+    "The card as an HTML fragment (template `model_card_body.html`): sections, then `images` ({name: PNG bytes}) embedded."
+    return render_template("model_card_body.html", title=title, sections=sections, images=_images(images), inline=_inline, table=_html_table)
 
 def html_page(title: str, fragment: str) -> str:
-    "A whole HTML page around a card fragment (no external resources)."
-    return _PAGE.format(title=html.escape(title), body=fragment)
+    "A whole HTML page around a card fragment (template `model_card.html`, no external resources)."
+    return render_template("model_card.html", title=_inline(title).striptags(), body=Markup(fragment))
 
 # %% ../nbs/11_model_card.ipynb #e1749294
 CARD_PLOTS = ("roc", "calibration", "score_distribution", "feature_importance")

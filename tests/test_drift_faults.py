@@ -3,6 +3,7 @@ and shown (never the reason no report exists), too few rows are `insufficient da
 `scored_at` is one sample (never a time series in file order), each unusable input is one line naming the problem,
 the prediction store is never created by monitoring, and every value from data is escaped in the HTML."""
 import json, sqlite3
+from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from conftest import run_cli, one_line_error
@@ -299,3 +300,32 @@ def test_markup_in_data_is_escaped_in_report_html(ref, tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&lt;b&gt;&lt;script&gt;" in html                       # the garbage age, shown as an example of a broken row
+
+def test_markup_in_run_name_data_path_and_tags_is_escaped_in_the_model_card(tmp_path, monkeypatch):
+    "A real trained, logged and registered version whose data path, run name and tags carry markup: the logged card shows them as text."
+    import mlflow
+    from mlflow import MlflowClient
+    from loan_default.train import train_model
+    from loan_default.tracking import log_training
+    from loan_default.registry import register
+    from loan_default.model_card import model_card, log_model_card, CARD_TAGS
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+    client = MlflowClient()
+    client.create_experiment("loan-default", artifact_location=str(tmp_path / "artifacts"))
+    evil_path = tmp_path / '<script>alert(1)"><img src=x onerror=alert(1)>.csv'        # a file name holds no "/"
+    data = synthesize(3_000, seed=23, dirty=False)
+    data.to_csv(evil_path, index=False)
+    logged = log_training(train_model(data, time_budget_s=2, seed=1), evil_path, run_name=SCRIPT)
+    client.set_tag(logged.run_id, "git.commit", f"**{IMG}**`x`")
+    reg = register(logged.run_id, min_f1=0.3, min_roc_auc=0.7)
+    log_model_card(client, "loan-default", reg.version)
+    dl = tmp_path / "dl"
+    html = Path(mlflow.artifacts.download_artifacts(client.get_model_version("loan-default", reg.version).tags[CARD_TAGS["html"]], dst_path=str(dl))).read_text()
+    md = model_card(("loan-default", reg.version), client).markdown
+    assert "<script" not in html and "<img src=x" not in html and "<strong>&#34;" not in html
+    assert "&lt;script&gt;alert(1)&#34;&gt;&lt;img src=x onerror=alert(1)&gt;.csv" in html
+    assert "**&#34;&gt;&lt;img" in html                              # the commit's asterisks are text, not bold
+    assert f"`{evil_path}`" in md and f"`` **{IMG}**`x` ``" in md   # code spans, the second fenced past its backtick
+    assert "<script" not in md.replace(f"`{evil_path}`", "")
