@@ -566,8 +566,8 @@ def spark_drift_report(sdf, profile: dict, threshold: float = 0.5, test: dict | 
                 distributions={k: dict(labels=bin_labels(entry(k)), reference=reference_shares(entry(k)).tolist(), current=shares(c).tolist())
                                for k, c in counts.items()},
                 data_quality=dict(status=worst(dq.verdict), features=json.loads(dq.to_json(orient="index")),
-                                  contract=dict(status="ok", rows=rows, rows_breaking=0, share=0.0, rows_excluded=0, rules={}, examples=[],
-                                                note="not checked row by row on the spark engine: values Spark cannot read as the contract's types are missing")),
+                                  contract=dict(status="ok", rows=rows, rows_breaking=0, share=0.0, rows_excluded=0, rules={}, examples=[])),
+                contract_note="the spark engine does not check the contract row by row: values Spark cannot read as the contract's types count as missing",
                 control_chart=chart, performance=perf, seconds=round(time.perf_counter() - started, 3), engine="spark")
 
 # %% ../nbs/12_scale.ipynb #8a45e79b
