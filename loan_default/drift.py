@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['PSI_FLOOR', 'STATUSES', 'INSUFFICIENT', 'SEVERITY', 'RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS',
            'RULE_NAMES', 'SCORE', 'DECISION', 'WHERE', 'RAGGED_COL', 'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'DRIFT',
-           'FAIL_ON', 'shares', 'psi', 'Thresholds', 'verdict', 'worst', 'feature_counts', 'psi_table', 'quality_row',
-           'quality_table', 'contract_section', 'default_chunk_size', 'chunks_by_size', 'chunks_by_period',
-           'control_limits', 'western_electric', 'p_chart', 'chart_section', 'weighted_auc', 'bootstrap_scores',
-           'expected_performance', 'check_columns', 'checked_scores', 'checked_labels', 'parse_times', 'Checked',
-           'check_current', 'realised_performance', 'judge_expected', 'enough_outcomes', 'drift_report', 'plot_psi',
-           'plot_p_chart', 'plot_distributions', 'render_template', 'report_html', 'write_report', 'read_current',
-           'store_engine', 'read_store', 'ModelReference', 'model_reference', 'score_frame', 'model_scorer',
-           'log_drift_run', 'exit_status', 'DriftResult', 'summary_line', 'drift_command']
+           'FAIL_ON', 'shares', 'psi', 'Thresholds', 'verdict', 'worst', 'overall_status', 'feature_counts',
+           'psi_table', 'quality_row', 'quality_table', 'contract_section', 'default_chunk_size', 'chunks_by_size',
+           'chunks_by_period', 'control_limits', 'western_electric', 'p_chart', 'chart_section', 'weighted_auc',
+           'bootstrap_scores', 'expected_performance', 'check_columns', 'checked_scores', 'checked_labels',
+           'parse_times', 'Checked', 'check_current', 'realised_performance', 'judge_expected', 'enough_outcomes',
+           'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions', 'render_template', 'report_html',
+           'write_report', 'read_current', 'store_engine', 'read_store', 'ModelReference', 'model_reference',
+           'score_frame', 'model_scorer', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
+           'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
 import base64, io, json, math, sqlite3, time
@@ -74,6 +75,12 @@ def verdict(value, warn: float, alert: float) -> str:
 def worst(statuses) -> str:
     "The most severe of `statuses` ('ok' for none): alert, warn, insufficient data, ok."
     return max(statuses, key=SEVERITY.index, default="ok")
+
+# %% ../nbs/10_drift.ipynb #3cb3b211
+def overall_status(statuses, rows: int, min_rows: int) -> str:
+    "The report's status: the worst judged verdict, or 'insufficient data' when all `rows` are fewer than `min_rows`."
+    if rows < min_rows: return worst(statuses)
+    return worst(s for s in statuses if s != INSUFFICIENT)
 
 # %% ../nbs/10_drift.ipynb #442c157b
 def feature_counts(profile: dict, df: pd.DataFrame, scores=None) -> dict:
@@ -509,7 +516,7 @@ def drift_report(current: pd.DataFrame, profile: dict, threshold: float = 0.5, t
         perf, perf_reasons = _performance(cur, p, codes, threshold, test or {}, th)
         statuses += [chart["status"], perf["status"]]; reasons += chart_reasons + perf_reasons
     window = {k: str(cur[time_col].iloc[i]) for k, i in (("start", 0), ("end", -1))} if time_col and len(cur) else None
-    return dict(status=worst(statuses), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return dict(status=overall_status(statuses, len(cur), th.min_rows), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 model=model or {}, rows=checked.rows, rows_compared=len(cur), min_rows=th.min_rows, window=window, chunking=chunking,
                 thresholds=asdict(th), psi={k: float(v) for k, v in psi_t.psi.items()}, psi_table=json.loads(psi_t.to_json(orient="index")),
                 distributions={k: dict(labels=bin_labels(_entry(profile, k)), reference=reference_shares(_entry(profile, k)).tolist(),

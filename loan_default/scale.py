@@ -560,7 +560,7 @@ def spark_drift_report(sdf, profile: dict, threshold: float = 0.5, test: dict | 
         statuses += [chart["status"], perf["status"]]; reasons += perf_reasons
     if time_col: window = dict(start=first, end=last)
     entry = lambda k: profile["score"] if k == "score" else profile["features"][k]
-    return dict(status=worst(statuses), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return dict(status=overall_status(statuses, rows, th.min_rows), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 model=model or {}, rows=rows, rows_compared=rows, min_rows=th.min_rows, window=window, chunking=chunking, thresholds=asdict(th),
                 psi={k: float(v) for k, v in psi_t.psi.items()}, psi_table=json.loads(psi_t.to_json(orient="index")),
                 distributions={k: dict(labels=bin_labels(entry(k)), reference=reference_shares(entry(k)).tolist(), current=shares(c).tolist())

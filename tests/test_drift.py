@@ -103,10 +103,11 @@ def test_unshifted_synthetic_data_is_ok(synthetic_reference):
 # ---------------------------------------------------------------- the prediction store, as the service writes it
 
 def _write_store(url: str, df: pd.DataFrame, p: np.ndarray, times, version="1", outcomes=None):
-    from loan_default.serve import store_engine, PREDICTIONS, OUTCOMES
+    from loan_default.serve import store_engine, migrate, PREDICTIONS, OUTCOMES
     engine = store_engine(url)
     inputs = json.loads(df[FEATURES].to_json(orient="records"))
     with engine.begin() as conn:
+        migrate(conn)                                   # the store's tables, as the service creates them
         conn.execute(PREDICTIONS.insert(), [dict(application_id=f"{version}-{i}", request_id="r", scored_at=t, model_name="loan-default",
                                                  model_version=version, probability_of_default=float(s), predicted_default=int(s >= 0.4),
                                                  decision="decline" if s >= 0.4 else "approve", inputs=x)
