@@ -4,29 +4,32 @@
 
 # %% auto #0
 __all__ = ['ApplicationId', 'Applicant', 'MAX_LISTED_PROBLEMS', 'REJECT_RULES', 'log', 'METADATA', 'PREDICTIONS', 'OUTCOMES',
-           'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
-           'ServeSettings', 'get_serve_settings', 'serve_settings_table', 'PredictRequest', 'json_response',
-           'error_response', 'input_problems', 'problems_message', 'applicant_columns', 'applicant_frame',
-           'contract_problems', 'FastPathUnavailable', 'FastScorer', 'fast_scorer', 'ServedModel', 'resolve_version',
-           'load_served_model', 'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate',
-           'sqlite_file', 'store_engine', 'StoreUnavailable', 'Conflict', 'PredictionStore', 'record_predictions',
-           'record_outcomes', 'ServiceMetrics', 'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'gunzip',
-           'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'score', 'prediction_rows', 'answer', 'Outcome',
-           'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse',
-           'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config', 'serve']
+           'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS',
+           'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'ServeSettings', 'get_serve_settings', 'serve_settings_table',
+           'PredictRequest', 'json_response', 'error_response', 'input_problems', 'problems_message',
+           'applicant_columns', 'applicant_frame', 'contract_problems', 'FastPathUnavailable', 'FastScorer',
+           'fast_scorer', 'ServedModel', 'ModelSelfCheckFailed', 'self_check', 'resolve_version', 'load_served_model',
+           'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file',
+           'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
+           'record_predictions', 'record_outcomes', 'ServiceMetrics', 'presented_key', 'Refusal', 'Gate',
+           'repeated_keys', 'parse_json', 'gunzip', 'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'score',
+           'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader',
+           'PredictResponse', 'OutcomesResponse', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter',
+           'log_config', 'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve']
 
 # %% ../nbs/09_serve.ipynb #f5384466
-import asyncio, contextlib, gc, hmac, json, logging, os, queue, random, re, sqlite3, threading, time, traceback, uuid, zlib
+import asyncio, contextlib, gc, glob, hmac, json, logging, os, queue, random, re, sqlite3, threading, time, traceback, uuid, zlib
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Literal
-import numpy as np, pandas as pd
+import h11, numpy as np, pandas as pd
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from fastcore.basics import patch
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from .config import ConfigError
-from .schema import COLUMN, COLUMNS, CROSS_RULES, FEATURES
+from .schema import COLUMN, COLUMNS, CROSS_RULES, FEATURES, DataError
 
 # %% ../nbs/09_serve.ipynb #ab426f19
 class ServeSettings(BaseSettings):
@@ -49,6 +52,8 @@ class ServeSettings(BaseSettings):
     serve_max_rows: int = Field(1000, gt=0, description="Most rows one POST /predict (or /outcomes) may carry; more get 413")
     serve_max_body_bytes: int = Field(2_000_000, gt=0, description="Largest request body in bytes (after gzip decompression); larger get 413")
     serve_body_timeout_s: float = Field(5.0, gt=0, description="Seconds a client has to send a whole request body; a slower one gets 408 and its connection is closed")
+    serve_header_timeout_s: float = Field(5.0, gt=0, description="Seconds a client has to send a request's line and headers, counted from the connection (or its first byte on a kept-alive one); a slower one gets 408 and its connection is closed")
+    serve_max_connections: int = Field(1000, gt=0, description="Most connections and requests at once (uvicorn's limit_concurrency); more get 503")
     serve_top_k: int = Field(3, gt=0, description="Reasons given per row: the largest contributions pushing risk up")
     serve_inline_rows: int = Field(16, ge=0, description="Requests up to this many rows are scored on the event loop, larger ones in a worker thread")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when this or LD_ADMIN_KEY is set, every endpoint but /health and /ready needs a key")
@@ -95,7 +100,7 @@ class PredictRequest(BaseModel):
     "The body of POST /predict."
     model_config = ConfigDict(extra="forbid")
     data: list[Applicant] = Field(..., min_length=1, description="Applications to score, at most LD_SERVE_MAX_ROWS")
-    reasons: bool = Field(True, description="Give reasons per row (false is faster)")
+    reasons: bool = Field(True, strict=True, description="Give reasons per row (false is faster); JSON true or false only")
 
 # %% ../nbs/09_serve.ipynb #6d423d6d
 def json_response(obj, status: int = 200, headers: dict | None = None) -> Response:
@@ -108,7 +113,7 @@ def error_response(status: int, code: str, message: str, errors: list | None = N
 
 MAX_LISTED_PROBLEMS = 50
 _PROBLEM_TEXT = {"missing": "is required", "extra_forbidden": "is not a field of the data contract", "multiple_of": "must be a whole number",
-                 "float_type": "must be a number", "bool_type": "must be true or false", "too_short": "must have at least 1 item",
+                 "float_type": "must be a number", "bool_type": "must be true or false", "int_type": "must be a whole number", "too_short": "must have at least 1 item",
                  "list_type": "must be a list", "repeated_key": "is given more than once", "model_attributes_type": "must be an object", "model_type": "must be an object"}
 
 def _problem(e: dict) -> str: return _PROBLEM_TEXT.get(e["type"]) or e["msg"].removeprefix("Value error, ").replace("Input should", "should")
@@ -240,6 +245,26 @@ class ServedModel:
     def info(self) -> dict:
         return self.header() | dict(run_id=self.run_id, metrics=self.metrics, training_data_sha256=self.data_sha256, loaded_at=self.loaded_at)
 
+    def probabilities(self, columns: dict, with_reasons: bool = True, top_k: int = 3) -> tuple:
+        "Probabilities and explanations: the fast path when there is one, else the model's own methods (what every request calls)."
+        if self.fast is not None: return self.fast.score(columns, with_reasons, top_k)
+        X = applicant_frame(columns)
+        return self.model.predict_proba(X), (self.model.explain(X, top_k=top_k) if with_reasons else None)
+
+class ModelSelfCheckFailed(RuntimeError):
+    "A version loads but does not score: refused before it serves a request."
+
+_SELF_CHECK_ROWS: dict = {}
+
+def self_check(m: ServedModel, n: int = 20) -> None:
+    "Score the check rows through `probabilities`, as requests do; `ModelSelfCheckFailed` unless each row gets a probability in [0, 1] and reasons."
+    cols = _SELF_CHECK_ROWS.get(n) or _SELF_CHECK_ROWS.setdefault(n, _check_rows(n))
+    try: p, explained = m.probabilities(cols, True, 3)
+    except Exception as e: raise ModelSelfCheckFailed(f"scoring its self-check rows raised {type(e).__name__}") from None
+    p = np.asarray(p, dtype="float64")
+    if p.shape != (n,) or not np.all((p >= 0) & (p <= 1)): raise ModelSelfCheckFailed("its self-check rows did not each get a probability in [0, 1]")
+    if explained is None or len(explained) != n: raise ModelSelfCheckFailed("its self-check rows got no reasons")
+
 def _client():
     from mlflow import MlflowClient
     return MlflowClient()
@@ -263,6 +288,7 @@ def load_served_model(name: str, version: str, alias: str | None = None) -> Serv
 
 class ModelUnavailable(RuntimeError):
     "No model can be resolved or loaded; the message is safe to show a caller."
+    retry_soon = True                                  # False: the version itself is broken, retrying it at once would not help
 
 def unavailable_reason(e: BaseException, name: str, alias: str | None, version: str | None = None, loading: bool = False) -> str:
     "One line for /ready and 503s: what is wrong, without URLs, credentials or a stack trace; `loading`: the version exists, its load failed."
@@ -270,6 +296,7 @@ def unavailable_reason(e: BaseException, name: str, alias: str | None, version: 
     what, text = (f"version {version}" if version else f"alias @{alias}"), str(e)
     unreachable = any(s in text for s in ("Max retries", "Connection refused", "API request to", "timed out"))
     if unreachable or isinstance(e, ConnectionError) or isinstance(e, OSError) and not loading: return "the model registry cannot be reached"
+    if isinstance(e, ModelSelfCheckFailed): return f"model '{name}' {what} fails its self-check: {e}"
     if loading: return f"model '{name}' {what} could not be loaded ({type(e).__name__}): its artifact is missing, broken or fails its checks"
     if isinstance(e, MlflowException) and e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
         return f"model '{name}' has no {what} in the registry"
@@ -295,22 +322,24 @@ class ModelManager:
         _event(logging.WARNING, "model_unavailable", reason=reason, error=type(e).__name__, serving=self.current and self.current.version)
         return ModelUnavailable(reason)
 
-    def _refused(self, e: BaseException, version: str) -> ModelUnavailable:
-        err = self._unavailable(e, version, loading=True)
-        if self.current is None: return err
+    def _refused(self, e: BaseException, version: str | None) -> ModelUnavailable:
+        "A reload that cannot complete: with a model serving, `ReloadRefused` naming it; else not ready (a broken version is retried at the poll interval)."
+        err = self._unavailable(e, version, loading=version is not None)
         self.refused = dict(version=version, reason=str(err), at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        return ReloadRefused(f"version {version} was refused ({err}); still serving version {self.current.version}")
+        if self.current is None: err.retry_soon = version is None or "cannot be reached" in str(err); return err
+        what = f"version {version} was refused ({err})" if version else f"the reload cannot be completed ({err})"
+        return ReloadRefused(f"{what}; still serving version {self.current.version}")
 
     def refresh(self, force: bool = False) -> bool:
         "Serve the version the alias points to now: load it beside the current one, then swap. True when it swapped."
         s = self.settings
         with self._lock:
             try: version = self._resolve(s.model_name, s.serve_alias, s.serve_version)
-            except Exception as e: raise self._unavailable(e) from None
+            except Exception as e: raise (self._unavailable(e) if self.current is None else self._refused(e, None)) from None
             if self.current is not None and self.current.version == version: self.refused = None; return False
             if self.current is not None and not force and (self.refused or {}).get("version") == version: return False   # the poller does not retry it
             t0 = time.monotonic()
-            try: new = self._load(s.model_name, version, None if s.serve_version else s.serve_alias)
+            try: new = self._load(s.model_name, version, None if s.serve_version else s.serve_alias); self_check(new)
             except Exception as e: raise self._refused(e, version) from None
             old, self.current, self.problem, self.refused = self.current, new, None, None      # the swap
         _event(logging.INFO, "model_loaded", name=new.name, version=new.version, alias=new.alias, previous=old and old.version,
@@ -322,8 +351,8 @@ class ModelManager:
         backoff = 0.25
         while not self._stop.is_set():
             try: self.refresh(); wait = self.settings.serve_poll_s
-            except ModelUnavailable:
-                if self.current is not None: wait = self.settings.serve_poll_s
+            except ModelUnavailable as e:
+                if self.current is not None or not e.retry_soon: wait = self.settings.serve_poll_s
                 else: wait, backoff = backoff * random.uniform(0.8, 1.2), min(backoff * 2, self.settings.serve_retry_max_s)
             except Exception as e: wait = self.settings.serve_poll_s; _event(logging.ERROR, "model_refresh_failed", error=type(e).__name__)
             self._stop.wait(wait)
@@ -431,6 +460,26 @@ def _store_reason(e: BaseException) -> str:
     if isinstance(orig, sqlite3.Error) or isinstance(e, OSError) and e.strerror: return (getattr(e, "strerror", None) or str(orig)).splitlines()[0][:120]
     return type(orig).__name__
 
+def _corrupt(e: BaseException) -> bool:
+    "SQLite says the file is damaged: SQLITE_CORRUPT (11) or SQLITE_NOTADB (26), by code or by its words."
+    orig = getattr(e, "orig", None) or e
+    code = getattr(orig, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in (11, 26)) or any(s in str(orig) for s in ("malformed", "not a database"))
+
+def _rescued_copies(path: str) -> list[str]:
+    "Copies a previous run set aside and could not put back (oldest first): the next start merges them."
+    return sorted(p for p in glob.glob(glob.escape(path) + ".rescued-*") if not p.endswith(("-wal", "-shm", "-journal")))
+
+class StoreOrphaned(DataError):
+    "The store file is gone but its write-ahead log is still there: starting a new store would orphan the rows it holds."
+
+def check_not_orphaned(path: str | None) -> None:
+    "Refuse to start over a write-ahead log whose database file is missing (`StoreOrphaned`, one line naming both)."
+    if path and _identity(path) is None and os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0:
+        name = os.path.basename(path)
+        raise StoreOrphaned(f"the prediction store {name} is missing but its write-ahead log {name}-wal is there (it may hold acknowledged rows): "
+                            f"restore {name}, or move {name}-wal and {name}-shm away to start an empty store")
+
 class StoreUnavailable(RuntimeError):
     "The prediction store cannot be written now; the message names the store and says why (safe to show a caller)."
 
@@ -468,6 +517,8 @@ class PredictionStore:
         self.engine = store_engine(url, synchronous)
         self.problem: str | None = None
         self._conn = self._ident = self._rescue = None
+        check_not_orphaned(self.path)
+        self._left = _rescued_copies(self.path) if self.path else []                   # a previous run's rescued rows, merged at open
         try: self._open()
         except Exception as e: self._failed(e)
         self._queue = queue.SimpleQueue()
@@ -499,20 +550,25 @@ def _open(self: PredictionStore) -> None:
     try:
         with conn.begin(): migrate(conn)
         if self._rescue and not linked: _merge(conn.connection.driver_connection, self._rescue)
+        for left in self._left: _merge(conn.connection.driver_connection, left)
         if created: _fsync(folder, directory=True)                                     # the new file's name is durable too
     except BaseException: conn.close(); raise
     self._conn, self._ident = conn, self._file_identity()
-    if self._rescue: _remove(self._rescue, self._rescue + "-wal", self._rescue + "-shm"); self._rescue = None
+    for done in ([self._rescue] if self._rescue else []) + self._left: _remove(done, done + "-wal", done + "-shm")
+    if self._left: _event(logging.WARNING, "prediction_store_rescued_rows_merged", store=self.name, copies=len(self._left))
+    self._rescue, self._left = None, []
 
 @patch
-def _set_aside(self: PredictionStore) -> None:
-    "The path no longer leads to the file we write: copy that file (every acknowledged row) beside the path, then let it go."
+def _set_aside(self: PredictionStore, check: bool = False) -> None:
+    "The path no longer leads to the file we write: copy that file (every acknowledged row) beside the path, then let it go; `check`: keep the copy only if it is sound."
     if self._rescue is None:
         folder = os.path.dirname(self.path); os.makedirs(folder, exist_ok=True)
         tmp = f"{self.path}.rescued-{uuid.uuid4().hex[:8]}"
         try:
             dst = sqlite3.connect(tmp)
-            try: self._conn.connection.driver_connection.backup(dst)
+            try:
+                self._conn.connection.driver_connection.backup(dst)
+                if check and dst.execute("PRAGMA quick_check").fetchone()[0] != "ok": raise sqlite3.DatabaseError("the copy is damaged too")
             finally: dst.close()
             _fsync(tmp); _fsync(folder, directory=True)
         except BaseException: _remove(tmp); raise
@@ -525,6 +581,27 @@ def _close(self: PredictionStore) -> None:
     if self._conn is not None:
         with contextlib.suppress(Exception): self._conn.close()
         self._conn = None
+
+@patch
+def _damaged_here(self: PredictionStore) -> bool:
+    "The damaged file at the path is ours: the file we opened, or a SQLite file (never rename a stranger's file)."
+    ident = _identity(self.path)
+    if ident is None: return False
+    if self._ident is not None and ident == self._ident[0]: return True
+    with open(self.path, "rb") as f: return f.read(16) == b"SQLite format 3\x00"
+
+@patch
+def _start_again(self: PredictionStore) -> None:
+    "The store file is damaged: rescue what our connection still reads, keep the damaged files aside, open a new store (with the rescued rows)."
+    if self._conn is not None:
+        with contextlib.suppress(Exception): self._set_aside(check=True)
+    self._close()
+    aside = f"{self.path}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
+    for s in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError): os.replace(self.path + s, aside + s)
+    _fsync(os.path.dirname(self.path), directory=True)
+    _event(logging.WARNING, "prediction_store_damaged", store=self.name, kept=os.path.basename(aside), rescued=self._rescue is not None)
+    self._open()
 
 @patch
 def _ensure(self: PredictionStore) -> None:
@@ -543,7 +620,7 @@ def _failed(self: PredictionStore, e: BaseException) -> None:
 
 # %% ../nbs/09_serve.ipynb #c62dd160
 @patch
-def _transaction(self: PredictionStore, jobs: list) -> list:
+def _transaction(self: PredictionStore, jobs: list, retry: bool = True) -> list:
     "Run `jobs` in one transaction on the file at the path, checked again after the commit; their results (a `Conflict` in place of one)."
     try:
         self._ensure()
@@ -551,6 +628,10 @@ def _transaction(self: PredictionStore, jobs: list) -> list:
         if not self._same_file(): self._ensure()           # moved during the commit: the rescued copy carries these rows to the path
     except sa.exc.IntegrityError: raise
     except (sa.exc.DBAPIError, sqlite3.Error, OSError) as e:
+        if retry and self.path and _corrupt(e) and self._damaged_here():     # damaged in place: start again, and run the jobs there
+            try: self._start_again()
+            except Exception as again: self._failed(again); raise StoreUnavailable(self.problem) from None
+            return self._transaction(jobs, retry=False)
         self._failed(e); raise StoreUnavailable(self.problem) from None
     if self.problem is not None: _event(logging.WARNING, "prediction_store_recovered", store=self.name); self.problem = None
     return results
@@ -582,7 +663,13 @@ def _run(self: PredictionStore) -> None:
             try: batch.append(self._queue.get_nowait())
             except queue.Empty: break
         if jobs := [b for b in batch if b is not None]: self._commit_each(jobs)
-        if len(jobs) < len(batch): return self._close()                           # None: close() asked us to stop
+        if len(jobs) < len(batch): return self._last_look()                      # None: close() asked us to stop
+
+@patch
+def _last_look(self: PredictionStore) -> None:
+    "Before letting go of the file: is it still at its path? If not, put its rows there (a stop right after a delete loses nothing)."
+    if self.path and not self._same_file(): self._check()
+    self._close()
 
 @patch
 def close(self: PredictionStore) -> None:
@@ -766,8 +853,13 @@ def _object(pairs: list) -> dict:
     if len(obj) < len(pairs): obj.repeated = sorted({k for i, (k, _) in enumerate(pairs) if k in (p[0] for p in pairs[:i])})
     return obj
 
+MAX_DEPTH, MAX_NUMBER_CHARS = 16, 40                  # a valid body is 3 levels deep; no field needs a longer number
+
+def _too_deep() -> Refusal: return Refusal(422, "invalid_input", f"the body is nested more than {MAX_DEPTH} levels deep (arrays and objects)")
+
 def repeated_keys(obj, loc: tuple = ()) -> list[tuple]:
-    "Where, in a body parsed with `_object`, a key was given twice: locations like `('data', 0, 'person_age')`."
+    "Where, in a body parsed with `_object`, a key was given twice: locations like `('data', 0, 'person_age')`; `Refusal` past `MAX_DEPTH` levels."
+    if len(loc) > MAX_DEPTH: raise _too_deep()
     if isinstance(obj, _JSONObject): return [loc + (k,) for k in obj.repeated] + [x for k, v in obj.items() for x in repeated_keys(v, loc + (k,))]
     if isinstance(obj, list): return [x for i, v in enumerate(obj) for x in repeated_keys(v, loc + (i,))]
     return []
@@ -775,6 +867,30 @@ def repeated_keys(obj, loc: tuple = ()) -> list[tuple]:
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";")[0].strip().lower()
     return media == "application/json" or media.startswith("application/") and media.endswith("+json")
+
+def _charset(content_type: str | None) -> str | None:
+    "The `charset` parameter of a Content-Type, lower case, unquoted (None when absent)."
+    for param in (content_type or "").split(";")[1:]:
+        k, _, v = param.partition("=")
+        if k.strip().lower() == "charset": return v.strip().strip('"').lower()
+    return None
+
+def _number(parse):
+    def checked(s: str):
+        if len(s) > MAX_NUMBER_CHARS: raise Refusal(422, "invalid_input", f"a number in the body is too long ({len(s)} characters, at most {MAX_NUMBER_CHARS})")
+        return parse(s)
+    return checked
+
+_parse_int, _parse_float = _number(int), _number(float)
+
+def parse_json(body: bytes):
+    "The body as JSON (UTF-8, an optional BOM, objects that remember repeated keys); `Refusal` naming what is wrong and where."
+    if body.startswith(b"\xef\xbb\xbf"): body = body[3:]
+    try: text = body.decode("utf-8")
+    except UnicodeDecodeError as e: raise Refusal(400, "invalid_json", f"the body is not UTF-8 (byte 0x{body[e.start]:02x} at offset {e.start})") from None
+    try: return json.loads(text, object_pairs_hook=_object, parse_int=_parse_int, parse_float=_parse_float)
+    except RecursionError: raise _too_deep() from None
+    except json.JSONDecodeError as e: raise Refusal(400, "invalid_json", f"the body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
 
 def gunzip(body: bytes, limit: int) -> bytes:
     "A gzip body decompressed, `Refusal` 413 as soon as it passes `limit` bytes (a bomb is never inflated further), 400 when not gzip."
@@ -788,15 +904,16 @@ def gunzip(body: bytes, limit: int) -> bytes:
 # %% ../nbs/09_serve.ipynb #76e726f4
 async def read_json_body(request: Request, limit: int) -> None:
     "Check Content-Type and Content-Encoding, read and parse the body, leave it where FastAPI looks; `Refusal` when it cannot be used."
-    if not _is_json(request.headers.get("content-type")):
-        raise Refusal(415, "unsupported_media_type", "the body must be JSON: send Content-Type: application/json")
+    ctype = request.headers.get("content-type")
+    if not _is_json(ctype): raise Refusal(415, "unsupported_media_type", "the body must be JSON: send Content-Type: application/json")
+    if _charset(ctype) not in (None, "utf-8", "utf8"):
+        raise Refusal(415, "unsupported_media_type", f"charset {_charset(ctype)[:40]!r} is not supported: JSON bodies are utf-8 (Content-Type: application/json; charset=utf-8)")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "", "gzip"):
         raise Refusal(415, "unsupported_media_type", f"Content-Encoding {encoding[:40]!r} is not supported: send application/json as is or gzip")
     body = await request.body()
     if encoding == "gzip": request._body = body = gunzip(body, limit)
-    try: obj = json.loads(body, object_pairs_hook=_object)
-    except ValueError: return                                           # FastAPI answers invalid JSON (400) as before
+    obj = parse_json(body)
     if where := repeated_keys(obj):
         problems = input_problems([{"loc": loc, "type": "repeated_key", "msg": ""} for loc in where])
         raise Refusal(422, "invalid_input", problems_message(problems), errors=problems[:MAX_LISTED_PROBLEMS])
@@ -826,10 +943,7 @@ def _risk_reasons(explained: list, top_k: int) -> list[dict]:
 
 def score(m: ServedModel, columns: dict, with_reasons: bool = True, top_k: int = 3) -> tuple:
     "Probabilities, 0/1 decisions at the model's threshold and, optionally, per row the reasons pushing risk up."
-    if m.fast is not None: p, explained = m.fast.score(columns, with_reasons, top_k)
-    else:
-        X = applicant_frame(columns)
-        p, explained = m.model.predict_proba(X), (m.model.explain(X, top_k=top_k) if with_reasons else None)
+    p, explained = m.probabilities(columns, with_reasons, top_k)
     p = np.asarray(p, dtype="float64")
     return p, (p >= m.threshold).astype(int), None if explained is None else [_risk_reasons(r, top_k) for r in explained]
 
@@ -851,8 +965,12 @@ class Outcome(BaseModel):
     "A realised outcome of an application that was scored."
     model_config = ConfigDict(extra="forbid")
     application_id: ApplicationId
-    loan_status: Literal[0, 1] = Field(..., description="1: the loan defaulted, 0: repaid")
-    observed_at: datetime | None = Field(None, description="When the outcome was known (default: now)")
+    loan_status: Annotated[int, Field(strict=True, ge=0, le=1)] = Field(..., description="1: the loan defaulted, 0: repaid (the JSON numbers 0 or 1; not true/false)")
+    observed_at: datetime | None = Field(None, description="When the outcome was known (default: now); stored in UTC, a time without an offset is read as UTC")
+
+    @field_validator("observed_at")
+    @classmethod
+    def _utc(cls, v): return v if v is None else v.astimezone(timezone.utc) if v.tzinfo else v.replace(tzinfo=timezone.utc)
 
 class OutcomesRequest(BaseModel):
     "The body of POST /outcomes."
@@ -934,6 +1052,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _not_ready(manager: ModelManager) -> Response:
     return error_response(503, "not_ready", manager.problem or "no model is loaded", headers={"Retry-After": "5"})
 
+def _model_failed(m: ServedModel, e: BaseException, request_id: str) -> Response:
+    "The model raised while scoring validated rows: a 503 naming the model (the details go to the log), nothing stored."
+    frame = traceback.extract_tb(e.__traceback__)[-1]
+    _event(logging.ERROR, "model_failed", request_id=request_id, name=m.name, version=m.version, error=type(e).__name__,
+           at=f"{os.path.basename(frame.filename)}:{frame.lineno} {frame.name}")
+    return error_response(503, "model_failed", f"model '{m.name}' version {m.version} failed to score this request ({type(e).__name__}): "
+                          f"nothing was decided or stored, retry; quote request id {request_id}", headers={"Retry-After": "5"})
+
 def _store_down(message: str, what: str = "nothing was decided, retry") -> Response:
     return error_response(503, "prediction_store_unavailable", f"{message}: {what}", headers={"Retry-After": "5"})
 
@@ -977,7 +1103,8 @@ def _add_predict(app: FastAPI, settings: ServeSettings, manager: ModelManager, s
         if problems := repeated_ids(req.data) or contract_problems(columns):
             return error_response(422, "invalid_input", problems_message(problems), problems[:MAX_LISTED_PROBLEMS])
         args = (m, columns, req.reasons, settings.serve_top_k)
-        scored = await run_in_threadpool(score, *args) if n > settings.serve_inline_rows else score(*args)
+        try: scored = await run_in_threadpool(score, *args) if n > settings.serve_inline_rows else score(*args)
+        except Exception as e: return _model_failed(m, e, request.state.request_id)
         try: stored = await store.call(record_predictions, prediction_rows(m, req, scored, request.state.request_id))
         except StoreUnavailable as e: return _store_down(str(e))
         except Conflict as e: return error_response(409, "application_id_conflict", str(e), e.problems)
@@ -1056,6 +1183,48 @@ def log_config(level: str = "info") -> dict:
             "loggers": {"loan_default": ours, "uvicorn": ours, "uvicorn.error": ours, "uvicorn.access": quiet, "mlflow": quiet},
             "root": {"handlers": ["json"], "level": "WARNING"}}
 
+# %% ../nbs/09_serve.ipynb #b2c3d4e5
+def _raw_error(status: int, reason: str, code: str, message: str) -> bytes:
+    "A complete HTTP/1.1 error response that closes the connection, written without h11 (whose state may not allow one)."
+    body = json.dumps({"error": code, "message": message}, separators=(",", ":")).encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+class HeadTimeoutProtocol(H11Protocol):
+    "uvicorn's h11 protocol with a deadline for each request head, and JSON for requests it cannot parse."
+    head_timeout_s: float = 5.0
+    _head_timer = None
+
+    def _arm(self) -> None:
+        if self._head_timer is None: self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_late)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None: self._head_timer.cancel(); self._head_timer = None
+
+    def connection_made(self, transport) -> None: super().connection_made(transport); self._arm()
+    def connection_lost(self, exc) -> None: self._disarm(); super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE: self._arm()               # a head starts, or goes on
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE: self._disarm()        # the head is complete
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE: return
+        _event(logging.INFO, "header_timeout", client=self.client and self.client[0])
+        self.transport.write(_raw_error(408, "Request Timeout", "header_timeout",
+                                        f"the request line and headers did not arrive within {self.head_timeout_s:g} s (LD_SERVE_HEADER_TIMEOUT_S)"))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(_raw_error(400, "Bad Request", "bad_request", "the request is not valid HTTP/1.1 (its request line or a header "
+                                        "such as Content-Length cannot be read)"))
+        self.transport.close()
+
+def head_timeout_protocol(seconds: float) -> type:
+    "`HeadTimeoutProtocol` with its deadline set (uvicorn takes a class)."
+    return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"head_timeout_s": seconds})
+
 # %% ../nbs/09_serve.ipynb #9933d191
 def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None, log_level: str = "info", **overrides) -> None:
     "Run the service under uvicorn (one worker) until stopped; `overrides` are `ServeSettings` fields."
@@ -1066,5 +1235,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | N
     settings = settings or get_serve_settings(**overrides)
     import mlflow                                    # it sets up its own logger on import: configure ours after
     logging.config.dictConfig(log_config(log_level)); logging.captureWarnings(True)
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, access_log=False,
-                server_header=False, timeout_graceful_shutdown=10)
+    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, access_log=False, server_header=False,
+                timeout_graceful_shutdown=10, http=head_timeout_protocol(settings.serve_header_timeout_s), limit_concurrency=settings.serve_max_connections)
