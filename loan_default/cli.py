@@ -275,12 +275,20 @@ def main(argv=None):
     except (DataError, ConfigError) as e: click.echo(f"error: {_one_line(e)}", err=True); sys.exit(1)
     except OSError as e:
         click.echo(f"error: {e.strerror or _one_line(e)}{': ' + str(e.filename) if e.filename else ''}", err=True); sys.exit(1)
+    except ImportError as e:
+        if os.environ.get("LD_DEBUG"): raise
+        click.echo(f"error: a package this command needs is missing from this environment: {_one_line(e)}", err=True); sys.exit(1)
+    except MemoryError: click.echo("error: out of memory (try a smaller file, or --chunk-rows for score)", err=True); sys.exit(1)
     except Exception as e:
         if os.environ.get("LD_DEBUG"): raise
-        if type(e).__module__.startswith("mlflow"):   # MLflow's own refusal (a name it rejects, a server error): its message is for users
-            click.echo(f"error: MLflow: {_one_line(e)}", err=True); sys.exit(1)
-        click.echo(f"error: unexpected {type(e).__name__}: {_one_line(e)} (LD_DEBUG=1 shows the traceback)", err=True)
-        sys.exit(1)
+        click.echo(_last_resort(e), err=True); sys.exit(1)
+
+def _last_resort(e: BaseException) -> str:
+    "The line for an exception nobody turned into a message: MLflow's own refusals are for users; anything else is our bug."
+    if type(e).__module__.startswith("mlflow"): return f"error: MLflow: {_one_line(e)}"
+    return (f"error: internal error ({type(e).__name__}: {_one_line(e)}); this is a bug in loan-default, please report it "
+            "(LD_DEBUG=1 shows the traceback)")
+
 
 # %% ../nbs/90_cli.ipynb #5032001c
 def run_cli(*args) -> tuple[int, str]:

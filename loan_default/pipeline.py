@@ -62,10 +62,18 @@ def _kernel_manager(log_path: Path, ipc_dir: Path):
             with open(log_path, "ab") as log: return await super()._async_launch_kernel(kernel_cmd, **(kw | dict(stderr=log)))
     return JobKernelManager
 
+def _check_params(name: str, src: Path, params: dict) -> None:
+    "Refuse a parameter the job does not declare (papermill would only warn, and run the job without it)."
+    import papermill as pm
+    known = pm.inspect_notebook(str(src))
+    if unknown := sorted(set(params) - set(known)):
+        raise JobError(f"job {name} has no parameter {', '.join(map(repr, unknown))} (its parameters: {', '.join(known)})")
+
 def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
     "Execute job `name` with `params` into `out_dir/<name>.ipynb`; `JobError` with the cell's reason when it fails."
     import papermill as pm
     src = job_path(name)
+    _check_params(name, src, params)
     out = Path(out_dir) / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ld-kernel-") as ipc_dir:

@@ -6,7 +6,7 @@
 __all__ = ['STAGING', 'PRODUCTION', 'KIND_TAG', 'TRAINING', 'MODEL_URI_TAG', 'TEST_SPLIT', 'PREVIOUS_TAG', 'REGISTRATION_TAG',
            'PENDING', 'COMPLETE', 'OPERATION_TAG', 'FAULT_ENV', 'STEPS', 'RegistryError', 'check_tracking',
            'init_store', 'GateResult', 'evaluate_gates', 'gate_tags', 'score_on_split', 'load_test_split',
-           'Registration', 'register', 'promote', 'rollback', 'model_versions']
+           'resolve_version', 'load_version', 'Registration', 'register', 'promote', 'rollback', 'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
 import fcntl, hashlib, os, signal, tempfile
@@ -50,20 +50,35 @@ def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
 
+def _failure(e: BaseException) -> str:
+    "One line for an exception from a library: its first line, with its type unless it is MLflow's own."
+    return _first_line(e) if isinstance(e, MlflowException) else f"{type(e).__name__}: {_first_line(e)}"
+
 # %% ../nbs/07_registry.ipynb #61a77a90
+def _check_sqlite(uri: str) -> None:
+    "Refuse an embedded store whose folder does not exist, or whose file is a folder or not a database."
+    import sqlite3
+    path = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    if str(path) in ("", ".", ":memory:"): return
+    if not path.parent.is_dir(): raise RegistryError(f"MLflow store {uri}: the folder {path.parent} does not exist")
+    if path.is_dir(): raise RegistryError(f"MLflow store {uri}: {path} is a folder, not a database file")
+    if not path.exists(): return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try: db.execute("select count(*) from sqlite_master").fetchone()
+        finally: db.close()
+    except sqlite3.DatabaseError as e: raise RegistryError(f"MLflow store {path} is not a readable database ({e})") from None
+
 def check_tracking(uri: str | None = None, timeout: float = 3.0) -> str:
     "Raise `RegistryError` when `uri` (default: MLflow's tracking URI) is http(s) and its server does not answer; return the URI."
     uri = uri or mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"): _check_sqlite(uri)
     if urlparse(uri).scheme not in ("http", "https"): return uri
     try: status = requests.get(uri.rstrip("/") + "/health", timeout=timeout).status_code
     except requests.RequestException: raise RegistryError(f"MLflow tracking server at {uri} does not answer") from None
     if status >= 500: raise RegistryError(f"MLflow tracking server at {uri} does not answer (GET /health: HTTP {status})")
     return uri
 
-def _check_uris() -> None:
-    "Check the tracking URI, and the registry URI when it is another server."
-    check_tracking(mlflow.get_tracking_uri())
-    if (registry := mlflow.get_registry_uri()) != mlflow.get_tracking_uri(): check_tracking(registry)
 
 # %% ../nbs/07_registry.ipynb #c1a0e002
 def init_store(uri: str | None = None) -> str:
@@ -75,6 +90,11 @@ def init_store(uri: str | None = None) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
     return uri
+
+def _check_uris() -> None:
+    "Check the tracking URI, and the registry URI when it is another one; make sure an embedded store has its tables."
+    init_store(check_tracking(mlflow.get_tracking_uri()))
+    if (registry := mlflow.get_registry_uri()) != mlflow.get_tracking_uri(): init_store(check_tracking(registry))
 
 # %% ../nbs/07_registry.ipynb #c4cd9ae8
 @dataclass
@@ -146,7 +166,7 @@ def score_on_split(model_uri: str, split: pd.DataFrame) -> dict:
     from sklearn.metrics import f1_score, roc_auc_score   # here, not at the top: promote and rollback need not load sklearn
     try:
         with _quiet_downloads(): pred = mlflow.pyfunc.load_model(model_uri).predict(split[FEATURES])
-    except Exception as e: raise RegistryError(f"cannot load or run {model_uri}: {_first_line(e)}") from None
+    except Exception as e: raise RegistryError(f"cannot load or run {model_uri}: {_failure(e)}") from None
     if not {"probability_of_default", "predicted_default"} <= set(getattr(pred, "columns", ())):
         raise RegistryError(f"{model_uri} does not return probability_of_default and predicted_default")
     y = split[TARGET].astype(int)
@@ -165,6 +185,35 @@ def load_test_split(client: MlflowClient, run_id: str) -> pd.DataFrame:
     missing = [c for c in FEATURES + [TARGET] if c not in split.columns]
     if missing: raise RegistryError(f"run '{run_id}' {TEST_SPLIT} lacks columns: {', '.join(missing)}")
     return split
+
+# %% ../nbs/07_registry.ipynb #c8a0e002
+def _model(client: MlflowClient, name: str):
+    "Registered model `name`, or None when there is no such model."
+    try: return client.get_registered_model(name)
+    except MlflowException as e:
+        if _not_found(e): return None
+        raise
+
+def resolve_version(name: str, version: str | None = None, alias: str | None = "production", client: MlflowClient | None = None):
+    "The `ModelVersion` `version` of `name` (or the one `alias` points to), or `RegistryError` saying which part does not exist."
+    client = client or MlflowClient()
+    what = f"version {version}" if version is not None else f"@{alias}"
+    try: return client.get_model_version(name, str(version)) if version is not None else client.get_model_version_by_alias(name, alias)
+    except MlflowException as e:
+        if not (_not_found(e) or e.error_code == "INVALID_PARAMETER_VALUE"): raise
+        if _model(client, name) is None: raise RegistryError(f"no registered model named '{name}'") from None
+        detail = f" ({_first_line(e)})" if version is not None and not _not_found(e) else ""   # e.g. not a number
+        raise RegistryError(f"registered model '{name}' has no {what}{detail}") from None
+
+def load_version(name: str, version: str | None = None, alias: str | None = "production"):
+    "(the `ModelVersion`, its loaded pyfunc); `RegistryError` when it does not exist or when its model cannot be loaded."
+    _check_uris()
+    mv = resolve_version(name, version, alias)
+    try:
+        with _quiet_downloads(): return mv, mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+    except Exception as e:
+        raise RegistryError(f"version {mv.version} of '{name}' is registered but its model cannot be loaded "
+                            f"(its artifacts are missing or damaged): {_failure(e)}") from None
 
 # %% ../nbs/07_registry.ipynb #c5a0e002
 FAULT_ENV = "LD_FAULT_KILL_AT"
@@ -202,13 +251,6 @@ def _version_of_run(client: MlflowClient, name: str, run_id: str):
     "The registered version of `name` made from `run_id`, or None."
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return min(found, key=lambda v: int(v.version)) if found else None
-
-def _model(client: MlflowClient, name: str):
-    "Registered model `name`, or None when there is no such model."
-    try: return client.get_registered_model(name)
-    except MlflowException as e:
-        if _not_found(e): return None
-        raise
 
 def _aliases(client: MlflowClient, name: str) -> dict[str, str] | None:
     "The aliases of registered model `name` ({alias: version}), or None when there is no such model."

@@ -1,0 +1,134 @@
+"""Bad input to every command of the real console script: one line `error: ...` naming the problem, never "unexpected".
+
+"unexpected X" was what `main` printed for any exception nobody had turned into a message. Each failure a user can
+cause now gets a message where it happens; the last-resort line left in `main` says "internal error ... please
+report it". These cases run in a small thread pool (each is its own process) to keep the file quick."""
+import json, shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+import pytest
+from conftest import run_cli, one_line_error, SYNTHETIC_GATES
+
+def run_all(cases, **kw):
+    with ThreadPoolExecutor(4) as pool: return list(pool.map(lambda c: run_cli(*c[0], **{**kw, **c[1]}), cases))
+
+def check(r, words):
+    assert "unexpected" not in (r.stdout + r.stderr).lower(), r.stderr
+    assert "internal error" not in r.stderr, r.stderr
+    if words is None:                                           # a usage mistake: click's own message, exit 2
+        assert r.returncode == 2 and "Error:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    else: one_line_error(r, *words)
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad-input")
+    from loan_default.synth import write_synthetic
+    write_synthetic(d / "good.csv", n_rows=300, seed=1)
+    (d / "empty.csv").write_text("")
+    (d / "header.csv").write_text("person_age,person_income\n")
+    (d / "binary.csv").write_bytes(b"\x00\xff\xfe\x00garbage")
+    (d / "folder.csv").mkdir()
+    (d / "a-file").write_text("x")
+    (d / "profile.json").write_text("{not json")
+    (d / "notdb.db").write_bytes(b"this is not a database" * 20)
+    from loan_default.registry import init_store
+    init_store(f"sqlite:///{d}/mlflow.db")     # the cases below run in parallel: score and drift open the store unlocked
+    return d
+
+def test_bad_files_options_and_stores(files):
+    d = files
+    db = {"MLFLOW_TRACKING_URI": f"sqlite:///{d}/mlflow.db"}
+    down = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    cases = [  # (args, extra run_cli kwargs, words the one line must hold; None: a usage error)
+        (["validate", "--data", d / "missing.csv", "--out", d / "v"], {}, ["missing.csv"]),
+        (["validate", "--data", d / "empty.csv", "--out", d / "v"], {}, ["empty"]),
+        (["validate", "--data", d / "header.csv", "--out", d / "v"], {}, ["header"]),
+        (["validate", "--data", d / "binary.csv", "--out", d / "v"], {}, ["binary"]),
+        (["validate", "--data", d / "folder.csv", "--out", d / "v"], {}, ["folder.csv"]),
+        (["validate", "--data", d / "good.csv", "--max-reject-share", "2"], {}, None),
+        (["stats", "--data", d / "missing.csv", "--out", d / "s.json"], {}, ["missing.csv"]),
+        (["stats", "--data", d / "good.csv", "--out", d / "folder.csv"], {}, ["folder.csv"]),
+        (["synth", "--rows", "0", "--out", d / "x.csv"], {}, None),
+        (["synth", "--rows", "10", "--out", d / "folder.csv"], {}, ["folder.csv"]),
+        (["train", "--data", d / "empty.csv", "--out", d / "t"], {"env": db}, ["empty"]),
+        (["train", "--data", d / "good.csv", "--time-budget", "-1"], {}, None),
+        (["register", "--run-id", "zzz"], {"env": db}, ["no run with id 'zzz'"]),
+        (["register", "--name", "bad/name"], {"env": db}, ["train a model first"]),
+        (["promote", "--name", "no-such-model"], {"env": db}, ["no registered model named 'no-such-model'"]),
+        (["rollback", "--name", "no-such-model"], {"env": db}, ["no registered model named 'no-such-model'"]),
+        (["promote"], {"env": down}, ["does not answer"]),
+        (["score", "--data", d / "good.csv", "--out", d / "o.parquet"], {"env": down}, ["does not answer"]),
+        (["promote"], {"env": {"MLFLOW_TRACKING_URI": "sqlite:////no/such/folder/mlflow.db"}}, ["/no/such/folder does not exist"]),
+        (["register"], {"env": {"MLFLOW_TRACKING_URI": f"sqlite:///{d}/notdb.db"}}, ["not a readable database"]),
+        (["run", "nope"], {}, ["no job named 'nope'"]),
+        (["run", "validate", "-p", "data_pth", "x.csv", "--out", d / "j"], {}, ["no parameter 'data_pth'"]),
+        (["run", "validate", "-p", "data_path"], {}, None),
+        (["run", "validate", "-p", "data_path", d / "good.csv", "--out", d / "a-file"], {}, ["a-file"]),
+        (["pipeline", "--data", d / "missing.csv", "--out", d / "p"], {"env": db}, ["job validate failed", "missing.csv"]),
+        (["score", "--data", d / "missing.csv", "--out", d / "o.parquet"], {"env": db}, ["missing.csv"]),
+        (["score", "--data", d / "good.csv", "--out", d / "o.parquet", "--model", "nope"], {"env": db}, ["nope"]),
+        (["drift", "--current", d / "good.csv", "--profile", d / "profile.json", "--no-log", "--out", d / "dr"], {}, ["profile.json"]),
+        (["drift", "--current", d / "good.csv", "--model", "nope", "--no-log", "--out", d / "dr2"], {"env": db}, ["nope"]),
+        (["serve", "--port", "0"], {}, None),
+        (["no-such-command"], {}, None),
+    ]
+    results = run_all([(c[0], {"cwd": d, **c[1]}) for c in cases])
+    for (args, _, words), r in zip(cases, results): check(r, words)
+
+@pytest.fixture(scope="module")
+def broken_model(files, synthetic_csv):
+    "A trained, registered, promoted model in an embedded store, and the folder of its logged model's files."
+    d = files / "store"; d.mkdir()
+    uri = f"sqlite:///{d}/mlflow.db"
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri, "LD_MODEL_NAME": "fragile", **SYNTHETIC_GATES}
+    r = run_cli("train", "--data", synthetic_csv, "--time-budget", 2, "--out", d / "run", cwd=d, env=env)
+    assert r.returncode == 0, r.stderr
+    for cmd in ("register", "promote"): assert run_cli(cmd, cwd=d, env=env).returncode == 0
+    from mlflow import MlflowClient
+    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    model_id = json.loads((d / "run" / "train.json").read_text())["model_uri"].removeprefix("models:/")
+    return d, env, Path(urlparse(c.get_logged_model(model_id).artifact_location).path)
+
+DAMAGE = ("model files", "everything")
+
+def damaged(d, where, damage):
+    "Restore the logged model's files, then damage them one way."
+    saved = d / "saved-model"
+    if not saved.exists(): shutil.copytree(where, saved)
+    shutil.rmtree(where, ignore_errors=True); shutil.copytree(saved, where)
+    if damage == "MLmodel": (where / "MLmodel").write_text("{ not: [yaml")
+    elif damage == "model files":
+        for f in where.rglob("*.skops"): f.write_bytes(b"junk")
+    elif damage == "everything": shutil.rmtree(where)
+
+def commands(files, d):
+    return [["score", "--data", files / "good.csv", "--out", d / "o.parquet"],
+            ["drift", "--current", files / "good.csv", "--no-log", "--out", d / "drift", "--version", "1"]]
+
+def test_a_registered_model_whose_files_are_damaged_or_gone(broken_model, files):
+    "Never 'unexpected', never 'no version 1' or 'not found': the version exists."
+    d, env, where = broken_model
+    for damage in DAMAGE:
+        damaged(d, where, damage)
+        for r in run_all([(c, {"cwd": d, "env": env}) for c in commands(files, d)]):
+            line = one_line_error(r)
+            assert "unexpected" not in line and "no version" not in line and "not found" not in line, (damage, line)
+    damaged(d, where, "MLmodel")
+    from loan_default import registry
+    import mlflow
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"]); mlflow.set_registry_uri(env["MLFLOW_TRACKING_URI"])
+    with pytest.raises(registry.RegistryError, match="version 1 of 'fragile' is registered but its model cannot be loaded"):
+        registry.load_version("fragile")
+    damaged(d, where, None)
+
+@pytest.mark.xfail(strict=False, reason="scale.ChunkScorer and drift's scoring load the pyfunc themselves: they should call "
+                   "registry.load_version (nbs/12_scale, nbs/10_drift are owned elsewhere)")
+def test_damaged_model_is_named_as_unloadable_by_score_and_drift(broken_model, files):
+    d, env, where = broken_model
+    damaged(d, where, "model files")
+    try:
+        for r in run_all([(c, {"cwd": d, "env": env}) for c in commands(files, d)]):
+            line = one_line_error(r)
+            assert "internal error" not in line and "cannot be loaded" in line, line
+    finally: damaged(d, where, None)
