@@ -1,15 +1,17 @@
 """The prediction service as a real process under faults of its prediction store, retried and repeated requests, and
 loose HTTP: the store file deleted, replaced or on a full disk while serving; the same application id sent again,
 in a race, or twice in one request; repeated JSON keys, wrong Content-Type, gzip bodies and bombs, HEAD probes,
-stalled bodies; a reload whose new version is broken. Each test asserts what a caller sees AND the rows on disk.
+stalled bodies and stalled headers, bodies that cannot be read (not UTF-8, another charset, nested 900 deep, a
+5,000-digit number, a negative Content-Length); a reload whose new version is broken, loads but cannot score, or whose
+alias was deleted; the store deleted just before a stop, damaged in place, or its WAL orphaned. Each test asserts what a caller sees AND the rows on disk.
 
 The registry is an embedded MLflow (SQLite file) holding two versions trained on synthetic data, @production on the
 first; the service is started the way `loan-default serve` starts it (helpers shared with tests/test_serve.py)."""
-import contextlib, gzip, json, os, socket, sqlite3, subprocess, threading, time
+import contextlib, gzip, json, os, signal, socket, sqlite3, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest, requests
-from conftest import stop
+from conftest import one_line_error, run_cli, stop
 from test_serve import ADMIN, H, NAME, Service, single_row_bodies, train_registered
 
 class EmbeddedRegistry:
@@ -245,3 +247,195 @@ def test_refused_reload_keeps_serving(service, registry, row):
     p = post(service.url, [row | {"application_id": "after-refusal"}])
     assert p.status_code == 200 and p.json()["model"]["version"] == "1"
     assert "after-refusal" in on_disk(service.store)
+
+# ---------------------------------------------------------------- class 3, continued: a stop right after a delete, damage in place
+def test_store_deleted_then_stopped_at_once_loses_nothing(registry, row, tmp_path):
+    "Six clients write; the store is deleted and the service is sent SIGTERM 0.1 s later: every acknowledged row is in the file at the path."
+    s = Service(tmp_path, registry)
+    try:
+        s.ready()
+        statuses, halt = {}, threading.Event()
+        def client(k):
+            i = 0
+            while not halt.is_set():
+                a = f"stop-{k}-{i}"; i += 1
+                with contextlib.suppress(requests.RequestException): statuses[a] = post(s.url, [row | {"application_id": a}]).status_code
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+        for t in threads: t.start()
+        time.sleep(1.5)
+        halt.set()
+        for t in threads: t.join()
+        for suffix in ("", "-wal", "-shm"): Path(f"{s.store}{suffix}").unlink(missing_ok=True)
+        time.sleep(0.1)
+        os.killpg(s.proc.pid, signal.SIGTERM); s.proc.wait(timeout=60)
+        ids = acked(statuses)
+        missing = ids - set(on_disk(s.store))
+        print(f"\nstore deleted, SIGTERM 0.1 s later: {len(ids)} acknowledged, {len(missing)} missing")
+        assert len(ids) > 20 and not missing
+    finally: stop(s.proc)
+
+def test_orphaned_wal_refuses_to_start(tmp_path):
+    "The store file is gone but its WAL is there (a delete, then kill -9): the service does not start over it."
+    (tmp_path / "predictions-wal-only.db-wal").write_bytes(os.urandom(4096))
+    r = run_cli("serve", "--port", "1", env={"LD_PREDICTION_STORE": f"sqlite:///{tmp_path}/predictions-wal-only.db"}, timeout=120)
+    one_line_error(r, "predictions-wal-only.db is missing but its write-ahead log predictions-wal-only.db-wal is there")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions-wal-only.db-wal"]          # nothing created beside it
+
+def test_store_damaged_in_place_recovers(registry, row, tmp_path):
+    "Checkpoint, then truncate the store file to 0 bytes (and, again, overwrite it with junk in place): writes recover on their own; the damaged file is kept aside."
+    s = Service(tmp_path, registry)
+    try:
+        s.ready()
+        assert set(send(s, row, "dmg-a", 10).values()) == {200}
+        with contextlib.closing(sqlite3.connect(s.store)) as c: c.execute("pragma wal_checkpoint(TRUNCATE)")
+        os.truncate(s.store, 0)
+        after = send(s, row, "dmg-b", 10)
+        assert set(after.values()) == {200}, after
+        with open(s.store, "r+b") as f: f.write(b"this is not a database any more" * 200)       # same file, junk written over it
+        again = send(s, row, "dmg-c", 10)
+        assert set(again.values()) == {200}, again
+        assert requests.get(f"{s.url}/ready").status_code == 200
+        stop(s.proc)
+        assert not (acked(after) | acked(again)) - set(on_disk(s.store))
+        kept = [p for p in tmp_path.iterdir() if ".damaged-" in p.name and not p.name.endswith(("-wal", "-shm"))]
+        assert any(p.stat().st_size == 0 for p in kept)                                # the truncated file, kept aside (junk over pages the WAL still holds may never be seen)
+    finally: stop(s.proc)
+
+# ---------------------------------------------------------------- class 9, continued: heads that stall, bodies that cannot be read
+def _half_head(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return s
+
+def test_stalled_headers_are_timed_out_and_closed(registry, row, tmp_path):
+    "200 connections send half a request head and stall: each gets a 408 and is closed after the header timeout, while normal requests go on."
+    s = Service(tmp_path, registry, LD_SERVE_HEADER_TIMEOUT_S="2")
+    try:
+        s.ready()
+        t0 = time.monotonic()
+        socks = [_half_head(s.port) for _ in range(200)]
+        ok = send(s, row, "during-slow-heads", 10)
+        assert set(ok.values()) == {200} and time.monotonic() - t0 < 2
+        closed, answers = [], []
+        for sock in socks:
+            sock.settimeout(max(0.1, t0 + 10 - time.monotonic()))
+            data = b""
+            with contextlib.suppress(socket.timeout, ConnectionResetError):
+                while chunk := sock.recv(65536): data += chunk
+                closed.append(time.monotonic() - t0)
+            answers.append(data); sock.close()
+        print(f"\n200 stalled heads: {len(closed)} closed by the server, the last after {max(closed, default=float('nan')):.1f} s")
+        assert len(closed) == 200 and max(closed) < 6
+        assert all(a.startswith(b"HTTP/1.1 408") and b'"error":"header_timeout"' in a for a in answers), {a[:40] for a in answers}
+        assert set(on_disk(s.store)) == set(ok)
+    finally: stop(s.proc)
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data); out = b""
+        with contextlib.suppress(socket.timeout):
+            while chunk := s.recv(65536): out += chunk
+        return out
+
+def test_unreadable_bodies_are_named(service, row):
+    "Bodies that cannot be read get a 4xx JSON error saying why; none is stored, none is a 500."
+    url, n0 = f"{service.url}/predict", len(on_disk(service.store))
+    body = json.dumps({"data": [row | {"application_id": "unread-1"}]})
+    J = H | {"content-type": "application/json"}
+    cases = {
+        "deep": (J, '{"data": ' + "[" * 900 + "]" * 900 + "}", 422, "nested more than 16 levels"),
+        "deeper": (J, '{"data": [{"x": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}]}", 422, "nested more than 16 levels"),
+        "not utf-8": (J, body.replace('"unread-1"', '"caf\xe9"').encode("latin-1"), 400, "not UTF-8 (byte 0xe9 at offset"),
+        "utf-16": (J, body.encode("utf-16"), 400, "not UTF-8 (byte 0xff at offset 0)"),
+        "charset": (H | {"content-type": "application/json; charset=latin-1"}, body, 415, "utf-8"),
+        "long int": (J, body.replace(f'"person_age": {json.dumps(row["person_age"])}', '"person_age": ' + "9" * 5000), 422, "number in the body is too long"),
+        "reasons string": (J, body[:-1] + ', "reasons": "false"}', 422, "reasons must be true or false"),
+        "reasons 0": (J, body[:-1] + ', "reasons": 0}', 422, "reasons must be true or false"),
+    }
+    for name, (headers, data, status, words) in cases.items():
+        r = requests.post(url, headers=headers, data=data if isinstance(data, bytes) else data.encode())
+        assert r.status_code == status and words in r.json()["message"], (name, r.status_code, r.text[:300])
+    raw = _raw(service.port, f"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: {H['X-API-Key']}\r\nContent-Type: application/json\r\nContent-Length: -1\r\n\r\n{{}}".encode())
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and json.loads(payload)["error"] == "bad_request", raw[:300]
+    assert len(on_disk(service.store)) == n0
+    assert requests.get(f"{service.url}/ready").status_code == 200                            # the process is fine
+
+def test_outcome_times_in_utc_and_strict_status(service, row):
+    assert post(service.url, [row | {"application_id": "tz-1"}, row | {"application_id": "tz-2"}]).status_code == 200
+    url = f"{service.url}/outcomes"
+    r = requests.post(url, headers=H, json={"outcomes": [{"application_id": "tz-1", "loan_status": True}]})
+    assert r.status_code == 422 and "loan_status" in r.json()["message"], r.text
+    r = requests.post(url, headers=H, json={"outcomes": [{"application_id": "tz-1", "loan_status": 1, "observed_at": "2024-03-01T10:00:00+02:00"},
+                                                         {"application_id": "tz-2", "loan_status": 0, "observed_at": "2024-03-01T10:00:00"}]})
+    assert r.status_code == 200 and r.json()["recorded"] == 2, r.text
+    with contextlib.closing(sqlite3.connect(service.store)) as c:
+        got = dict(c.execute("select application_id, observed_at from outcomes where application_id like 'tz-%'").fetchall())
+    assert got["tz-1"].startswith("2024-03-01 08:00:00") and got["tz-2"].startswith("2024-03-01 10:00:00"), got      # UTC; no offset read as UTC
+    with contextlib.closing(sqlite3.connect(service.store)) as c:
+        assert c.execute("select loan_status from outcomes where application_id = 'tz-1'").fetchone() == (1,)
+
+# ---------------------------------------------------------------- class 8, continued: a version that loads but cannot score; the alias deleted
+UNSCORABLE = """
+import mlflow
+class Unscorable:
+    threshold, calibrator, citable, pipeline = 0.5, None, None, []
+    def predict_proba(self, X): raise RuntimeError("cannot score")
+    def explain(self, X, top_k=3): raise RuntimeError("cannot score")
+class Wrapper(mlflow.pyfunc.PythonModel):
+    def __init__(self): self.model = Unscorable()
+    def predict(self, context, model_input, params=None): return [0] * len(model_input)
+with mlflow.start_run():
+    info = mlflow.pyfunc.log_model(name="model", python_model=Wrapper(), registered_model_name=%r, pip_requirements=["mlflow"])
+print(info.registered_model_version)
+"""
+
+@pytest.fixture(scope="module")
+def unscorable_version(registry):
+    "A version whose artifact loads, and whose model raises on every row (registered as __main__ code, so the service can unpickle it)."
+    r = subprocess.run([sys.executable, "-c", UNSCORABLE % NAME], capture_output=True, text=True, cwd=registry.folder, timeout=300,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": registry.uri})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()[-1]
+
+def test_version_that_cannot_score_is_refused(service, registry, unscorable_version, row):
+    from mlflow import MlflowClient
+    client = MlflowClient(registry.uri)
+    before, serving = client.get_model_version_by_alias(NAME, "production").version, requests.get(f"{service.url}/model", headers=H).json()["version"]
+    client.set_registered_model_alias(NAME, "production", unscorable_version)
+    try:
+        r = requests.post(f"{service.url}/admin/reload", headers={"X-API-Key": ADMIN})
+        assert r.status_code == 409 and r.json()["error"] == "reload_refused", r.text
+        assert f"version {unscorable_version} fails its self-check" in r.json()["message"] and f"still serving version {serving}" in r.json()["message"]
+        ready = requests.get(f"{service.url}/ready")
+        assert ready.status_code == 200 and ready.json()["refused"]["version"] == unscorable_version, ready.text
+        p = post(service.url, [row | {"application_id": "after-unscorable"}])
+        assert p.status_code == 200 and p.json()["model"]["version"] == serving
+        assert "after-unscorable" in on_disk(service.store)
+    finally: client.set_registered_model_alias(NAME, "production", before)
+
+def test_unscorable_version_at_start_is_not_ready(registry, unscorable_version, row, tmp_path):
+    s = Service(tmp_path, registry, LD_SERVE_VERSION=unscorable_version)
+    try:
+        deadline = time.monotonic() + 60
+        while "self-check" not in (r := requests.get(f"{s.url}/ready")).text and time.monotonic() < deadline: time.sleep(0.5)
+        assert r.status_code == 503 and f"version {unscorable_version} fails its self-check" in r.json()["message"], r.text
+        p = post(s.url, [row | {"application_id": "never"}])
+        assert p.status_code == 503 and p.json()["error"] == "not_ready"
+        assert "never" not in on_disk(s.store)
+    finally: stop(s.proc)
+
+def test_reload_with_alias_deleted_keeps_serving(service, registry, row):
+    from mlflow import MlflowClient
+    client = MlflowClient(registry.uri)
+    before, serving = client.get_model_version_by_alias(NAME, "production").version, requests.get(f"{service.url}/model", headers=H).json()["version"]
+    client.delete_registered_model_alias(NAME, "production")
+    try:
+        r = requests.post(f"{service.url}/admin/reload", headers={"X-API-Key": ADMIN})
+        assert r.status_code == 409 and r.json()["error"] == "reload_refused" and f"still serving version {serving}" in r.json()["message"], r.text
+        assert "no alias @production" in r.json()["message"]
+        ready = requests.get(f"{service.url}/ready")
+        assert ready.status_code == 200 and "no alias @production" in ready.json()["refused"]["reason"], ready.text
+        p = post(service.url, [row | {"application_id": "alias-gone"}])
+        assert p.status_code == 200 and p.json()["model"]["version"] == serving and "alias-gone" in on_disk(service.store)
+    finally: client.set_registered_model_alias(NAME, "production", before)
