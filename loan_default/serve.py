@@ -1015,7 +1015,7 @@ class InputProblem(BaseModel):
 
 class ErrorBody(BaseModel):
     "Every error response."
-    error: str = Field(..., description="invalid_input, invalid_json, too_many_rows, body_too_large, body_timeout, unsupported_media_type, unauthorized, forbidden, application_id_conflict, outcome_conflict, not_ready, prediction_store_unavailable, reload_refused, ...")
+    error: str = Field(..., description="invalid_input, invalid_json, too_many_rows, body_too_large, body_timeout, unsupported_media_type, unauthorized, forbidden, application_id_conflict, outcome_conflict, not_ready, prediction_store_unavailable, model_failed, reload_refused, header_timeout, bad_request, ...")
     message: str
     errors: list[InputProblem] | None = None
 
