@@ -4,19 +4,19 @@
 
 # %% auto #0
 __all__ = ['PSI_FLOOR', 'STATUSES', 'INSUFFICIENT', 'SEVERITY', 'RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS',
-           'RULE_NAMES', 'SCORE', 'DECISION', 'WHERE', 'RAGGED_COL', 'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'DRIFT',
-           'FAIL_ON', 'shares', 'psi', 'Thresholds', 'verdict', 'worst', 'overall_status', 'feature_counts',
-           'psi_table', 'quality_row', 'quality_table', 'contract_section', 'default_chunk_size', 'chunks_by_size',
-           'chunks_by_period', 'control_limits', 'western_electric', 'p_chart', 'chart_section', 'weighted_auc',
-           'bootstrap_scores', 'expected_performance', 'check_columns', 'checked_scores', 'checked_labels',
-           'parse_times', 'Checked', 'check_current', 'realised_performance', 'judge_expected', 'enough_outcomes',
-           'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions', 'render_template', 'report_html',
-           'write_report', 'read_current', 'store_engine', 'read_store', 'ModelReference', 'model_reference',
-           'score_frame', 'model_scorer', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
-           'drift_command']
+           'MAX_PERIODS', 'RULE_NAMES', 'SCORE', 'DECISION', 'WHERE', 'RAGGED_COL', 'KNOWN_EXTRAS', 'NO_TIME_ORDER',
+           'STORE_COLUMNS', 'DRIFT', 'FAIL_ON', 'shares', 'psi', 'Thresholds', 'verdict', 'worst', 'overall_status',
+           'feature_counts', 'psi_table', 'quality_row', 'quality_table', 'contract_section', 'default_chunk_size',
+           'chunks_by_size', 'chunks_by_period', 'control_limits', 'western_electric', 'p_chart', 'chart_section',
+           'weighted_auc', 'bootstrap_scores', 'expected_performance', 'check_columns', 'checked_scores',
+           'checked_labels', 'parse_times', 'Checked', 'check_current', 'realised_performance', 'judge_expected',
+           'enough_outcomes', 'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions', 'render_template',
+           'report_html', 'write_report', 'read_current', 'check_window', 'shown_url', 'store_engine', 'read_store',
+           'ModelReference', 'model_reference', 'score_frame', 'model_scorer', 'log_drift_run', 'exit_status',
+           'DriftResult', 'summary_line', 'checked_profile', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
-import base64, io, json, math, sqlite3, time
+import base64, io, json, math, re, sqlite3, time
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
@@ -141,7 +141,7 @@ def quality_table(profile: dict, df: pd.DataFrame, counts: dict, th: Thresholds 
 RAGGED = "ragged_line"
 LINE_RULES = {RAGGED: "the line has more or fewer fields than the header",
               "broken_quoting": "a quote on the line does not enclose a whole field (no field may span lines)",
-              "nul_byte": "the line holds a NUL byte"}
+              "nul_byte": "the line holds a NUL byte", "bad_inputs": "the stored inputs are not a JSON object of applicant fields"}
 EXCLUDING = ("type:", "missing:", *LINE_RULES)
 
 def _meaning(rule: str) -> str: return LINE_RULES.get(rule) or RULE[rule].description
@@ -181,13 +181,29 @@ def chunks_by_size(n: int, size: int, min_last: float | None = None) -> np.ndarr
     if full >= 1 and 0 < n - full * size < max(size / 2, min_last or 0): ids[ids == full] = full - 1
     return ids
 
+MAX_PERIODS = 10_000
+_PERIOD = re.compile(r"\s*(\d*)\s*([A-Za-z][A-Za-z-]*)\s*")
+
+def _periods(t: pd.DatetimeIndex, freq: str) -> pd.PeriodIndex:
+    "`t` as periods of the unit of `freq` (D, h, W, M...); `DataError` when `freq` is no pandas period."
+    import warnings
+    m = _PERIOD.fullmatch(str(freq))
+    try:
+        if m is None or (m[1] and int(m[1]) < 1): raise ValueError
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return t.to_period(m[2])
+    except (ValueError, TypeError, AttributeError): raise DataError(f"period {freq!r} is not a pandas frequency (use D, h, W or M, or a multiple such as 3D)") from None
+
 def chunks_by_period(times, freq: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    "Chunk number of each row by the `freq` period ('D', 'h', 'W', ...) its time falls in, and each chunk's start (UTC)."
+    "Chunk number of each row by the `freq` period ('D', 'h', 'W', '3D'...) its time falls in, and each chunk's start (UTC)."
     t = pd.DatetimeIndex(pd.to_datetime(times, utc=True)).tz_convert(None)
-    try: starts = t.to_period(freq).start_time
-    except ValueError: raise DataError(f"period {freq!r} is not a pandas frequency (use D, h, W or M)") from None
-    codes, uniques = pd.factorize(starts, sort=True)
-    return codes.astype("int64"), pd.DatetimeIndex(uniques).tz_localize("UTC")
+    p = _periods(t, freq)
+    n = int(_PERIOD.fullmatch(str(freq))[1] or 1)
+    codes, uniques = pd.factorize(p.asi8 // n * n, sort=True)
+    if len(uniques) > MAX_PERIODS: raise DataError(f"period {freq!r} cuts the rows into {len(uniques):,} chunks (at most {MAX_PERIODS:,}): choose a longer period")
+    starts = pd.DatetimeIndex([pd.Period(ordinal=int(o), freq=p.freq).start_time for o in uniques])
+    return codes.astype("int64"), starts.tz_localize("UTC")
 
 # %% ../nbs/10_drift.ipynb #7e3bc336
 def control_limits(p0: float, n, sigmas: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -357,7 +373,9 @@ def checked_scores(values: pd.Series, where) -> np.ndarray:
     bad = ~np.isfinite(x) | (x < 0) | (x > 1)
     if bad.any():
         at, v = _first_bad(bad, values, where)
-        raise DataError(f"{at}: {SCORE} is missing" if v is None else f"{at}: {SCORE} {v!r} is not a probability between 0 and 1")
+        ok = x[np.isfinite(x)]
+        pct = " (the values look like percentages: give probabilities from 0 to 1)" if len(ok) and (ok > 1).mean() > 0.5 and ok.min() >= 0 and ok.max() <= 100 else ""
+        raise DataError(f"{at}: {SCORE} is missing" if v is None else f"{at}: {SCORE} {v!r} is not a probability between 0 and 1{pct}")
     return x
 
 def checked_labels(typed: pd.Series, unreadable: pd.Series, raw: pd.Series, where) -> np.ndarray:
@@ -376,7 +394,8 @@ def parse_times(values: pd.Series, where, name: str = "scored_at") -> pd.Series:
         except (ValueError, OverflowError, TypeError): t = pd.Series([_time_or_nat(v) for v in values], index=values.index, dtype="datetime64[ns, UTC]")
     if t.isna().any():
         at, v = _first_bad(t.isna(), values, where)
-        raise DataError(f"{at}: {name} is empty" if v is None else f"{at}: {name} {v!r} is not a date and time")
+        epoch = " (numbers are not read as times: write ISO 8601, e.g. 2026-11-01T10:00:00Z)" if re.fullmatch(r"\s*\d+(\.\d*)?\s*", str(v)) else ""
+        raise DataError(f"{at}: {name} is empty" if v is None else f"{at}: {name} {v!r} is not a date and time{epoch}")
     return t
 
 def _time_or_nat(v):
@@ -410,6 +429,8 @@ def check_current(df: pd.DataFrame, time_col: str | None = "scored_at", th: Thre
     if RAGGED_COL in df:                               # a line of a file that could not be split into the header's fields
         kinds = df[RAGGED_COL].fillna("").astype(str).str.split("(", n=1).str[0]
         for k in sorted(set(kinds) - {""}): broken[k if k in LINE_RULES else RAGGED] = (kinds == k).to_numpy()
+        blank = kinds.isin([k for k in LINE_RULES if k != RAGGED]).to_numpy()       # no values were read: their rules say nothing more
+        for c in broken.columns.difference(list(LINE_RULES)): broken[c] &= ~blank
     contract, excluded = contract_section(broken, where, df, th)
     keep, at = ~excluded, where[~excluded]
     out = typed.loc[keep, FEATURES].reset_index(drop=True)
@@ -633,11 +654,11 @@ def write_report(report: dict, out) -> tuple[Path, Path]:
 # %% ../nbs/10_drift.ipynb #536e4fb1
 def read_current(path) -> pd.DataFrame:
     "A CSV (values as text) or parquet file of current rows, with `_where` (line or row) and `_ragged`; `DataError` when it is no table of applicants."
-    from loan_default.validate import _check_file, _decode, _parse_csv, _records_frame, _read_parquet, _line_problems
+    from loan_default.validate import _check_file, _decode, _parse_csv, _records_frame, _parquet_text, _line_problems
     path = Path(path)
     data = _check_file(path)
     if data[:4] == b"PAR1":
-        df = _read_parquet(data, path).reset_index(drop=True)
+        df = _parquet_text(data, path).reset_index(drop=True)   # text, normalised as validate reads it
         check_columns(df.columns, path)
         if df.empty: raise DataError(f"{path} has no data rows")
         return df.assign(**{WHERE: [f"row {i}" for i in range(1, len(df) + 1)], RAGGED_COL: ""})
@@ -651,61 +672,99 @@ def read_current(path) -> pd.DataFrame:
 def _utc(t, what: str = "time") -> pd.Timestamp | None:
     "`t` as a UTC timestamp (naive values are taken as UTC); `DataError` naming `what` when it is not a time."
     if t is None: return None
-    try: t = pd.Timestamp(t)
-    except (ValueError, TypeError, OverflowError): raise DataError(f"{what} {t!r} is not a date and time (e.g. 2026-11-01 or 2026-11-01T10:00Z)") from None
-    if t is pd.NaT: raise DataError(f"{what} {t!r} is not a date and time")
-    return t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
+    try: ts = pd.Timestamp(t.strip() if isinstance(t, str) else t)
+    except (ValueError, TypeError, OverflowError): ts = pd.NaT
+    if ts is pd.NaT: raise DataError(f"{what} {t!r} is not a date and time (e.g. 2026-11-01 or 2026-11-01T10:00Z)")
+    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
+
+def check_window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    "`--since` and `--until` as UTC times; `DataError` when either is not a time or the window is empty."
+    lo, hi = _utc(since, "--since"), _utc(until, "--until")
+    if lo is not None and hi is not None and lo >= hi: raise DataError(f"--since {since} is not before --until {until}: the window holds no time")
+    return lo, hi
 
 def _utc_naive(t, what: str = "time"):
     return None if t is None else _utc(t, what).tz_localize(None).to_pydatetime()
 
 # %% ../nbs/10_drift.ipynb #d1f7a040
+def shown_url(url: str) -> str:
+    "`url` as messages show it: its password hidden."
+    import sqlalchemy as sa
+    try: return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, TypeError, ValueError): return str(url)
+
 def store_engine(url: str):
-    "A read-only SQLAlchemy engine on the prediction store at `url`; `DataError` for a bad URL or a SQLite file that does not exist."
+    "A read-only SQLAlchemy engine on the prediction store at `url`; `DataError` for a bad URL, a missing driver or a SQLite file that does not exist."
     import sqlalchemy as sa
     try: u = sa.engine.make_url(url)
     except sa.exc.ArgumentError: raise DataError(f"{url!r} is not a database URL (e.g. sqlite:///predictions.db)") from None
-    if u.get_backend_name() != "sqlite": return sa.create_engine(u)
+    if u.get_backend_name() != "sqlite":
+        try: return sa.create_engine(u)
+        except (sa.exc.NoSuchModuleError, ImportError) as e: raise DataError(f"{shown_url(url)}: no database driver for {u.drivername!r} here ({str(e).splitlines()[0]})") from None
     if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
         raise DataError(f"{url}: give the prediction store's SQLite file (sqlite:///path/to/predictions.db)")
     path = Path(u.database).resolve()
+    if path.is_dir(): raise DataError(f"{path} is a directory: give the prediction store's SQLite file")
     if not path.is_file(): raise DataError(f"no prediction store at {path}: the file does not exist")
     return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True))
 
+def _json_inputs(x) -> tuple[dict, str]:
+    "One stored `inputs` value as its fields, and '' or why it holds none (a `bad_inputs` line rule: the row is counted, then left out)."
+    if isinstance(x, (str, bytes)):
+        try: x = json.loads(x)
+        except ValueError: return {}, "bad_inputs(not JSON)"
+    return (x, "") if isinstance(x, dict) else ({}, f"bad_inputs({'none stored' if x is None else 'not a JSON object'})")
+
 def _inputs_frame(inputs) -> pd.DataFrame:
-    "The applicant fields of the stored JSON `inputs`, values as stored (numbers stay numbers, anything else stays as it is)."
-    rows = [json.loads(x) if isinstance(x, (str, bytes)) else (x or {}) for x in inputs]
-    df = pd.DataFrame([r if isinstance(r, dict) else {} for r in rows], columns=FEATURES, dtype="object")
+    "The applicant fields of the stored JSON `inputs`, values as stored (numbers stay numbers, anything else stays as it is), and `_ragged`."
+    parsed = [_json_inputs(x) for x in inputs]
+    df = pd.DataFrame([r for r, _ in parsed], columns=FEATURES, dtype="object").assign(**{RAGGED_COL: [p for _, p in parsed]})
     for c in NUMERIC_FEATURES:
         x = pd.to_numeric(df[c], errors="coerce")
         if not (df[c].notna() & x.isna()).any(): df[c] = x.astype("float64")
     return df
 
 # %% ../nbs/10_drift.ipynb #d1f7a041
+STORE_COLUMNS = ("id", "application_id", "scored_at", "model_name", "model_version", SCORE, DECISION, "inputs")
+
+def _store_tables(engine, shown: str):
+    "The store's predictions table and its outcomes table (None when it has none usable); `DataError` when it is no prediction store."
+    import sqlalchemy as sa
+    names = set(sa.inspect(engine).get_table_names())
+    if "predictions" not in names: raise DataError(f"{shown} has no predictions table: not a prediction store")
+    md = sa.MetaData()
+    md.reflect(engine, only=[t for t in ("predictions", "outcomes") if t in names])
+    pr, oc = md.tables["predictions"], md.tables.get("outcomes")
+    if missing := [c for c in STORE_COLUMNS if c not in pr.c]: raise DataError(f"{shown}: its predictions table has no column {', '.join(missing)}: not a prediction store")
+    return pr, oc if oc is not None and all(c in oc.c for c in ("id", "application_id", TARGET)) else None
+
 def read_store(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None) -> pd.DataFrame:
     "Predictions logged in `[since, until)` (UTC), with their applicant fields and their latest outcome (`loan_status`, NaN until known)."
     import sqlalchemy as sa
+    check_window(since, until)
     since, until = _utc_naive(since, "--since"), _utc_naive(until, "--until")
-    engine = store_engine(url)
+    engine, shown = store_engine(url), shown_url(url)
     try:
-        md = sa.MetaData()
-        try: md.reflect(engine, only=["predictions", "outcomes"])
-        except sa.exc.InvalidRequestError: raise DataError(f"{url} has no predictions and outcomes tables") from None
-        pr, oc = md.tables["predictions"], md.tables["outcomes"]
-        latest = sa.select(oc.c.application_id, sa.func.max(oc.c.id).label("id")).group_by(oc.c.application_id).subquery()
-        outcome = sa.select(oc.c.application_id, oc.c.loan_status).join(latest, oc.c.id == latest.c.id).subquery()
-        q = (sa.select(pr.c.application_id, pr.c.scored_at, pr.c.model_name, pr.c.model_version, pr.c[SCORE], pr.c[DECISION], pr.c.inputs,
-                       outcome.c.loan_status).outerjoin(outcome, outcome.c.application_id == pr.c.application_id).order_by(pr.c.scored_at, pr.c.id))
+        pr, oc = _store_tables(engine, shown)
+        text = lambda c: sa.cast(c, sa.Text).label(c.name)      # stored text as stored: a bad time or JSON is named, not a crash
+        cols = [pr.c.application_id, text(pr.c.scored_at) if engine.dialect.name == "sqlite" else pr.c.scored_at, pr.c.model_name,
+                pr.c.model_version, pr.c[SCORE], pr.c[DECISION], text(pr.c.inputs)]
+        if oc is None: q = sa.select(*cols, sa.null().label(TARGET))
+        else:
+            latest = sa.select(oc.c.application_id, sa.func.max(oc.c.id).label("id")).group_by(oc.c.application_id).subquery()
+            outcome = sa.select(oc.c.application_id, oc.c.loan_status).join(latest, oc.c.id == latest.c.id).subquery()
+            q = sa.select(*cols, outcome.c.loan_status).outerjoin(outcome, outcome.c.application_id == pr.c.application_id)
+        q = q.order_by(pr.c.scored_at, pr.c.id)
         if since is not None: q = q.where(pr.c.scored_at >= since)
         if until is not None: q = q.where(pr.c.scored_at < until)
         if model_name is not None: q = q.where(pr.c.model_name == model_name)
         if model_version is not None: q = q.where(pr.c.model_version == str(model_version))
         with engine.connect() as conn: df = pd.read_sql(q, conn)
-    except sa.exc.DBAPIError as e: raise DataError(f"{url}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
+    except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
     finally: engine.dispose()
-    df = pd.concat([df.drop(columns="inputs"), _inputs_frame(df["inputs"])], axis=1)
-    df["scored_at"] = pd.to_datetime(df["scored_at"], utc=True)
-    return df.astype({SCORE: "float64", TARGET: "float64"}).assign(**{WHERE: "application_id " + df.application_id.astype(str)})
+    df = pd.concat([df.drop(columns="inputs"), _inputs_frame(df["inputs"])], axis=1).assign(**{WHERE: "application_id " + df.application_id.astype(str)})
+    df["scored_at"] = parse_times(df["scored_at"], df[WHERE].to_numpy())
+    return df
 
 # %% ../nbs/10_drift.ipynb #84117545
 @dataclass
@@ -809,7 +868,7 @@ def summary_line(report: dict, html, engine: str = "") -> str:
 
 def _store_version(df: pd.DataFrame) -> tuple[str, str]:
     "The (model name, version) that scored most rows of `df`."
-    top = df.groupby(["model_name", "model_version"]).size().sort_values(ascending=False)
+    top = df.groupby(["model_name", "model_version"], dropna=False).size().sort_values(ascending=False, kind="stable")
     return top.index[0]
 
 # %% ../nbs/10_drift.ipynb #d1f7a050
@@ -817,7 +876,7 @@ def _file_window(df: pd.DataFrame, since, until) -> pd.DataFrame:
     "The rows of a file in `[since, until)` by scored_at; rows whose time cannot be read stay, for `check_current` to name."
     if since is None and until is None: return df
     if "scored_at" not in df: raise DataError("--since/--until need a scored_at column in the file")
-    lo, hi = _utc(since, "--since"), _utc(until, "--until")
+    lo, hi = check_window(since, until)
     raw = df["scored_at"]
     t = pd.to_datetime(raw, utc=True) if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw.astype("string"), utc=True, errors="coerce", format="mixed")
     keep = t.isna() | (((t >= lo) if lo is not None else True) & ((t < hi) if hi is not None else True))
@@ -825,12 +884,24 @@ def _file_window(df: pd.DataFrame, since, until) -> pd.DataFrame:
     if out.empty: raise DataError(f"no rows with scored_at{' from ' + str(lo) if lo is not None else ''}{' until ' + str(hi) if hi is not None else ''}")
     return out
 
+def checked_profile(profile, source) -> dict:
+    "`profile` when it has an entry for every feature and the score; `DataError` naming `source` when it is not a reference profile."
+    feats = profile.get("features") if isinstance(profile, dict) else None
+    entry = lambda e: isinstance(e, dict) and "kind" in e and "missing_rate" in e
+    missing = [c for c in FEATURES if not isinstance(feats, dict) or not entry(feats.get(c))]
+    if not isinstance(profile, dict) or not isinstance(profile.get("score"), dict) or "mean" not in profile["score"]: missing.append("score")
+    if missing: raise DataError(f"{source}: not a reference profile (no usable entry for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+    return profile
+
 def _reference(model, alias, version, profile, threshold) -> ModelReference:
     if profile is not None:
         try: prof = load_profile(profile)
-        except (OSError, ValueError, KeyError) as e: raise DataError(f"{profile}: not a reference profile ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
-        return ModelReference(None, None, None, prof, 0.5 if threshold is None else float(threshold))
+        except (AttributeError, TypeError): raise DataError(f"{profile}: not a reference profile (its JSON is not an object with a profile's fields)") from None
+        except (OSError, ValueError, KeyError) as e:
+            raise DataError(f"{profile}: not a reference profile ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+        return ModelReference(None, None, None, checked_profile(prof, profile), 0.5 if threshold is None else float(threshold))
     ref = model_reference(model, None if version else alias, version)
+    checked_profile(ref.profile, f"{ref.name} version {ref.version}")
     if threshold is not None: ref.threshold = float(threshold)
     return ref
 
@@ -845,19 +916,22 @@ def drift_command(current=None, from_store: str | None = None, since=None, until
         from loan_default.config import get_settings
         s = get_settings()
         th = Thresholds(min_f1=s.min_f1, min_rows=s.drift_min_rows)
-    others = 0
+    others, scored_by = 0, None
+    check_window(since, until)
     if from_store is not None:
         df = read_store(from_store, since, until, model_name=None if profile else model, model_version=version)
         if len(df) == 0: raise DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
-        if profile is None and version is None:
-            model, version = _store_version(df)
-            others = int((df.model_version != version).sum())
-            df = df[df.model_version == version].reset_index(drop=True)
+        if version is None:                                # one model version's predictions, never a mix of two
+            scored_by = _store_version(df)
+            keep = ((df.model_name == scored_by[0]) & (df.model_version == scored_by[1])).to_numpy()
+            others, df = int((~keep).sum()), df[keep].reset_index(drop=True)
+            if profile is None: model, version = scored_by
     else: df = _file_window(read_current(current), since, until)
     ref = _reference(model, alias, version, profile, threshold)
     scorer = model_scorer(ref.name, ref.version) if ref.version is not None else None
     report = drift_report(df, ref.profile, ref.threshold, ref.test, ref.info() | dict(alias=None if version else alias, rows_other_versions=others),
                           chunk_size=chunk_size, period=period, th=th, scorer=scorer)
+    if others: report["reasons"].append(f"{others:,} predictions of other model versions left out: this report is {scored_by[0]} version {scored_by[1]}'s")
     files = write_report(report, out)
     run_id = log_drift_run(report, files, experiment) if log else None
     return DriftResult(report, exit_status(report["status"], fail_on), summary_line(report, files[1]), files, run_id)
