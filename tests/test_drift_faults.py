@@ -329,3 +329,90 @@ def test_markup_in_run_name_data_path_and_tags_is_escaped_in_the_model_card(tmp_
     assert "**&#34;&gt;&lt;img" in html                              # the commit's asterisks are text, not bold
     assert f"`{evil_path}`" in md and f"`` **{IMG}**`x` ``" in md   # code spans, the second fenced past its backtick
     assert "<script" not in md.replace(f"`{evil_path}`", "")
+
+# ---------------------------------------------------------------- second round: parquet, periods, windows, profiles, damaged stores
+
+def test_parquet_values_are_normalised_as_validate_reads_them(ref, tmp_path):
+    "'NA', blanks and padded categories in a parquet of text: missing and trimmed, as in a CSV, never type errors."
+    cur = ref["current"].astype(str)
+    cur.loc[:5, "loan_int_rate"] = "NA"; cur.loc[6:9, "person_emp_length"] = " "; cur.loc[10:12, "person_home_ownership"] = " RENT "
+    cur.to_parquet(tmp_path / "cur.parquet")
+    rep = drift_here(ref, tmp_path / "cur.parquet", tmp_path / "out").report
+    assert rep["data_quality"]["contract"]["rows_breaking"] == 0 and rep["rows_compared"] == 3_000
+    missing = (ref["current"].loan_int_rate.isna() | (ref["current"].index <= 5)).mean()
+    assert rep["data_quality"]["features"]["loan_int_rate"]["missing_rate"] == pytest.approx(missing)
+
+@pytest.mark.parametrize("period,chunks,words", [("3D", 4, None), ("W", 2, None), ("0D", None, "not a pandas frequency"),
+                                                 ("-1D", None, "not a pandas frequency"), ("D;drop", None, "not a pandas frequency"),
+                                                 ("ns", None, "choose a longer period")])
+def test_odd_periods(ref, tmp_path, period, chunks, words):
+    from loan_default.schema import DataError
+    t = pd.date_range("2026-11-01", periods=20_001, freq="53s", tz="UTC")[:: 20_001 // 3_000 + 1][:3_000] if period == "ns" else \
+        pd.date_range("2026-11-02", periods=3_000, freq="4min", tz="UTC")          # about 8 days
+    cur = ref["current"].head(len(t)).assign(scored_at=t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    cur = pd.concat([cur] * (4 if period == "ns" else 1), ignore_index=True) if period == "ns" else cur
+    if period == "ns": cur = cur.assign(scored_at=pd.date_range("2026-11-01", periods=len(cur), freq="1ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    if words:
+        with pytest.raises(DataError, match=words): drift_here(ref, tmp_path / "cur.csv", tmp_path / "out", period=period)
+        assert not (tmp_path / "out").exists()
+    else: assert len(drift_here(ref, tmp_path / "cur.csv", tmp_path / "out", period=period).report["control_chart"]["points"]) == chunks
+
+def test_empty_or_reversed_window_is_one_line(ref, tmp_path):
+    ref["current"].head(600).assign(scored_at="2026-11-01T10:00Z").to_csv(tmp_path / "cur.csv", index=False)
+    r, rep = drift(ref, tmp_path / "cur.csv", tmp_path / "out", "--since", "2026-12-01", "--until", "2026-11-01")
+    one_line_error(r, "--since 2026-12-01 is not before --until 2026-11-01")
+    from loan_default.schema import DataError
+    with pytest.raises(DataError, match="--since '' is not a date"): drift_here(ref, tmp_path / "cur.csv", tmp_path / "o2", since="")
+
+@pytest.mark.parametrize("content", ["[]", "null", '{"version": 1}', '{"version": 1, "features": {"person_age": 3}}', "", "{x"])
+def test_every_broken_profile_is_one_line(ref, tmp_path, content):
+    from loan_default.schema import DataError
+    ref["current"].head(600).to_csv(tmp_path / "cur.csv", index=False)
+    (tmp_path / "p.json").write_text(content)
+    with pytest.raises(DataError, match="p.json: not a reference profile"): drift_here(dict(profile=tmp_path / "p.json"), tmp_path / "cur.csv", tmp_path / "out")
+
+def test_hints_for_percentages_and_epoch_times(ref, tmp_path):
+    from loan_default.schema import DataError
+    cur = ref["current"].head(600)
+    cur.assign(**{SCORE: cur[SCORE] * 100}).to_csv(tmp_path / "pct.csv", index=False)
+    with pytest.raises(DataError, match="look like percentages"): drift_here(ref, tmp_path / "pct.csv", tmp_path / "o1")
+    cur.assign(scored_at=1_793_000_000).to_csv(tmp_path / "epoch.csv", index=False)
+    with pytest.raises(DataError, match="numbers are not read as times"): drift_here(ref, tmp_path / "epoch.csv", tmp_path / "o2")
+
+def _store(db, n, versions=("1",), scored_at=None, inputs=None):
+    "A store with the service's two tables and `n` predictions (round-robin over `versions`), optionally damaged."
+    cur = synthesize(n, seed=31, dirty=False)
+    p = _default_chance(cur)
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table predictions (id integer primary key, application_id text, request_id text, scored_at timestamp, model_name text, "
+                     "model_version text, probability_of_default real, predicted_default integer, decision text, inputs json, reasons json)")
+        conn.execute("create table outcomes (id integer primary key, application_id text, loan_status integer, observed_at timestamp, recorded_at timestamp)")
+        rows = json.loads(cur[FEATURES].to_json(orient="records"))
+        t = pd.date_range("2026-11-01", periods=n, freq="1min")
+        conn.executemany("insert into predictions values (null,?,?,?,?,?,?,?,?,?,null)",
+                         [(f"a{i}", "r", (scored_at or {}).get(i, str(t[i])), "loan-default", versions[i % len(versions)], float(p[i]), 0, "approve",
+                           (inputs or {}).get(i, json.dumps(rows[i]))) for i in range(n)])
+
+def test_a_damaged_store_is_counted_or_one_line(ref, tmp_path):
+    from loan_default.drift import drift_command
+    from loan_default.schema import DataError
+    kw = dict(profile=ref["profile"], threshold=0.4, log=False)
+    _store(tmp_path / "two.db", 1_200, versions=("1", "2"), inputs={4: "{not json", 6: "[1, 2]"})
+    before = (tmp_path / "two.db").read_bytes()
+    rep = drift_command(from_store=f"sqlite:///{tmp_path / 'two.db'}", out=tmp_path / "o1", **kw).report
+    c = rep["data_quality"]["contract"]
+    assert rep["rows"] == 600 and rep["model"]["rows_other_versions"] == 600 and any("other model versions" in x for x in rep["reasons"])
+    assert c["rules"] == {"bad_inputs": dict(rows=2, meaning=c["rules"]["bad_inputs"]["meaning"], excluded=True)} and rep["rows_compared"] == 598
+    assert (tmp_path / "two.db").read_bytes() == before
+    _store(tmp_path / "time.db", 600, scored_at={7: "garbage"})
+    r = run_cli("drift", "--from-store", f"sqlite:///{tmp_path / 'time.db'}", "--profile", ref["profile"], "--no-log", "--out", tmp_path / "o2")
+    one_line_error(r, "application_id a7: scored_at 'garbage' is not a date and time")
+    with sqlite3.connect(tmp_path / "time.db") as conn: conn.execute("drop table outcomes"); conn.execute("update predictions set scored_at = '2026-11-01'")
+    assert drift_command(from_store=f"sqlite:///{tmp_path / 'time.db'}", out=tmp_path / "o3", **kw).report["rows"] == 600   # outcomes are optional
+    with sqlite3.connect(tmp_path / "cols.db") as conn: conn.execute("create table predictions (id integer primary key, scored_at timestamp)")
+    for url, words in [(f"sqlite:///{tmp_path / 'cols.db'}", "has no column application_id"), (f"sqlite:///{tmp_path}", "is a directory"),
+                       ("foo://x/y", "no database driver for 'foo'"), ("postgresql+nodriver://u:secret@127.0.0.1:1/db", r"u:\*\*\*@")]:
+        with pytest.raises(DataError, match=words) as e: drift_command(from_store=url, out=tmp_path / "o4", **kw)
+        assert "secret" not in str(e.value)
+    assert not (tmp_path / "o4").exists()
