@@ -16,7 +16,7 @@ __all__ = ['PSI_FLOOR', 'STATUSES', 'INSUFFICIENT', 'SEVERITY', 'RAGGED', 'LINE_
            'DriftResult', 'summary_line', 'checked_profile', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
-import base64, io, json, math, re, sqlite3, time
+import base64, io, json, math, re, sqlite3, time, warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
@@ -186,7 +186,6 @@ _PERIOD = re.compile(r"\s*(\d*)\s*([A-Za-z][A-Za-z-]*)\s*")
 
 def _periods(t: pd.DatetimeIndex, freq: str) -> pd.PeriodIndex:
     "`t` as periods of the unit of `freq` (D, h, W, M...); `DataError` when `freq` is no pandas period."
-    import warnings
     m = _PERIOD.fullmatch(str(freq))
     try:
         if m is None or (m[1] and int(m[1]) < 1): raise ValueError
@@ -202,7 +201,9 @@ def chunks_by_period(times, freq: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
     n = int(_PERIOD.fullmatch(str(freq))[1] or 1)
     codes, uniques = pd.factorize(p.asi8 // n * n, sort=True)
     if len(uniques) > MAX_PERIODS: raise DataError(f"period {freq!r} cuts the rows into {len(uniques):,} chunks (at most {MAX_PERIODS:,}): choose a longer period")
-    starts = pd.DatetimeIndex([pd.Period(ordinal=int(o), freq=p.freq).start_time for o in uniques])
+    with warnings.catch_warnings():                    # pandas deprecates business-day periods ('B'): they still work
+        warnings.simplefilter("ignore")
+        starts = pd.DatetimeIndex([pd.Period(ordinal=int(o), freq=p.freq).start_time for o in uniques])
     return codes.astype("int64"), starts.tz_localize("UTC")
 
 # %% ../nbs/10_drift.ipynb #7e3bc336
