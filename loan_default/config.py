@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         description="Registration gate used instead of `LD_MIN_ROC_AUC` when `make run` falls back to synthetic data")
     drift_min_rows: int = Field(500, ge=1,
         description="Drift: fewer rows than this (in the sample, a chunk of the control chart, or the labelled rows) are `insufficient data`, never an alert: PSI's sampling noise alone passes 0.1 in 1% of clean samples of 300 rows, none of 500")
+    validate_lock_wait: float = Field(600.0, ge=0,
+        description="Seconds a validate run waits for another run writing to the same `--out` folder before giving up")
     gate_tolerance: float = Field(0.0, ge=0, le=1,
         description="Registration gate: how much worse than @production (F1, ROC AUC on the challenger's test split) is still accepted")
     require_real_data: bool = Field(False,

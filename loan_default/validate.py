@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
+from .config import get_settings
 from .schema import (COLUMNS, COLUMN, TARGET, RULE, DataError, SchemaError, check_schema, coerce, check_rows, reasons)
 
 # %% ../nbs/02_validate.ipynb #2ba2aa0c
@@ -331,9 +332,7 @@ def _step(name: str) -> None:
     if os.environ.get(FAULT_ENV) == name: os.kill(os.getpid(), signal.SIGKILL)
 
 def _lock_wait() -> float:
-    v = os.environ.get(LOCK_WAIT_ENV) or "600"
-    try: return float(v)
-    except ValueError: raise DataError(f"{LOCK_WAIT_ENV}={v!r} is not a number of seconds") from None
+    return get_settings().validate_lock_wait
 
 def _wait_for_lock(fd: int, out: Path) -> None:
     wait = _lock_wait(); deadline = time.monotonic() + wait
