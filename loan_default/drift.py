@@ -799,8 +799,8 @@ def model_reference(name: str = "loan-default", alias: str | None = "production"
 
 def score_frame(df: pd.DataFrame, name: str, version: str) -> pd.DataFrame:
     "`df` with `probability_of_default` and `predicted_default` from version `version` of `name`."
-    import mlflow
-    pred = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(df[[c for c in FEATURES if c in df]])
+    from loan_default.registry import load_version      # a damaged model is named as unloadable, a missing one as missing
+    pred = load_version(name, version)[1].predict(df[[c for c in FEATURES if c in df]])
     return df.assign(**{SCORE: pred[SCORE].to_numpy(), DECISION: pred[DECISION].to_numpy()})
 
 def model_scorer(name: str, version: str):

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['ID', 'REQUIRED', 'OUTPUT_COLUMNS', 'SPARK_LOCAL', 'SPARK_LOG', 'ENGINES', 'file_kind', 'input_columns',
-           'check_columns', 'count_rows', 'read_chunks', 'ModelRef', 'resolve_model', 'decisions', 'ChunkScorer',
-           'ScoreResult', 'score_pandas', 'check_master', 'spark_session', 'spark_message', 'spark_errors',
-           'spark_read', 'with_row_index', 'model_udf', 'score_spark', 'score_command', 'spark_feature_counts',
-           'spark_unseen_values', 'quality_from_counts', 'p_chart_from_sums', 'spark_drift_report',
-           'drift_command_spark']
+           'check_columns', 'count_rows', 'read_chunks', 'ModelRef', 'resolve_model', 'decisions', 'load_pyfunc',
+           'ChunkScorer', 'ScoreResult', 'score_pandas', 'check_master', 'spark_session', 'spark_message',
+           'spark_errors', 'spark_read', 'with_row_index', 'model_udf', 'score_spark', 'score_command',
+           'spark_feature_counts', 'spark_unseen_values', 'quality_from_counts', 'p_chart_from_sums',
+           'spark_drift_report', 'drift_command_spark']
 
 # %% ../nbs/12_scale.ipynb #64d60913
 import json, os, re, shutil, socket, sys, tempfile, time
@@ -95,18 +95,18 @@ class ModelRef:
     def uri(self) -> str: return f"models:/{self.name}/{self.version}"
 
 def resolve_model(name: str = "loan-default", alias: str | None = "production", version: str | None = None) -> ModelRef:
-    "The pinned version of `name` (`version`, or the one `alias` points to), or a one-line `DataError`."
+    "The pinned version of `name` (`version`, or the one `alias` points to), or a one-line `DataError` saying which part is missing."
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-    from loan_default.registry import check_tracking
-    check_tracking()
+    from loan_default.registry import check_tracking, init_store, resolve_version
+    init_store(check_tracking())                       # an embedded store gets its tables once, under a lock
     client = MlflowClient()
-    try:
-        mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, alias)
-        threshold = float(client.get_run(mv.run_id).data.params.get("threshold", 0.5))
-    except MlflowException as e:
-        raise DataError(f"no model {name} {'version ' + str(version) if version else '@' + str(alias)}: {str(e).splitlines()[0]}") from None
-    return ModelRef(name, str(mv.version), threshold)
+    mv = resolve_version(name, version, alias, client)
+    try: threshold = client.get_run(mv.run_id).data.params.get("threshold", 0.5)
+    except MlflowException as e: raise DataError(f"{name} version {mv.version}: its training run {mv.run_id} cannot be read: {str(e).strip().splitlines()[0]}") from None
+    try: return ModelRef(name, str(mv.version), float(threshold))
+    except (TypeError, ValueError): raise DataError(f"{name} version {mv.version}: its run's threshold {threshold!r} is not a number") from None
+
 
 # %% ../nbs/12_scale.ipynb #034d6575
 OUTPUT_COLUMNS = [ID, SCORE, DECISION, "decision"]
@@ -127,11 +127,18 @@ def _ids(df: pd.DataFrame, start: int) -> np.ndarray:
     if ID in df: return df[ID].astype("object").where(df[ID].notna(), None).map(lambda v: None if v is None else str(v)).to_numpy(object)
     return np.arange(start, start + len(df)).astype(str).astype(object)
 
+def load_pyfunc(model):
+    "The pyfunc of `model` (a `ModelRef`, through `registry.load_version`, or a local model folder); `DataError` when it cannot be loaded."
+    from loan_default.registry import load_version, _quiet_downloads, _failure
+    if isinstance(model, ModelRef): return load_version(model.name, model.version)[1]
+    try:
+        with _quiet_downloads(): return mlflow.pyfunc.load_model(str(model))
+    except Exception as e: raise DataError(f"the model at {model} cannot be loaded (its files are missing or damaged): {_failure(e)}") from None
+
 class ChunkScorer:
     "The registered pyfunc, loaded once, scoring one chunk at a time."
-    def __init__(self, model_uri: str, reasons: bool = False, top_k: int = 3):
-        from loan_default.registry import _quiet_downloads
-        with _quiet_downloads(): self.pyfunc = mlflow.pyfunc.load_model(model_uri)
+    def __init__(self, model, reasons: bool = False, top_k: int = 3):
+        self.pyfunc = load_pyfunc(model)
         self.reasons, self.top_k, self._fast = reasons, top_k, None
         if reasons:
             from loan_default.serve import fast_scorer
@@ -181,7 +188,7 @@ def score_pandas(data, out, model: ModelRef, reasons: bool = False, chunk_rows: 
     "Score `data` (CSV or parquet) chunk by chunk into the parquet file `out` with the pinned `model`."
     started, data, out = time.perf_counter(), Path(data), Path(out)
     check_columns(input_columns(data), data)
-    scorer = ChunkScorer(model.uri, reasons=reasons)
+    scorer = ChunkScorer(model, reasons=reasons)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial, n = out.with_name(out.name + ".partial"), 0
     schema = _schema(reasons)
@@ -313,6 +320,7 @@ def with_row_index(sdf, name: str = "_row"):
 def model_udf(spark, model: ModelRef):
     "The pinned model as a Spark UDF returning struct<probability_of_default: double, predicted_default: long>."
     from pyspark.sql import types as T
+    load_pyfunc(model)                                 # loads on the driver first: a damaged model is named here, not in an executor's trace
     result = T.StructType([T.StructField(SCORE, T.DoubleType()), T.StructField(DECISION, T.LongType())])
     import logging
     from loan_default.registry import _quiet_downloads

@@ -122,8 +122,6 @@ def test_a_registered_model_whose_files_are_damaged_or_gone(broken_model, files)
         registry.load_version("fragile")
     damaged(d, where, None)
 
-@pytest.mark.xfail(strict=False, reason="scale.ChunkScorer and drift's scoring load the pyfunc themselves: they should call "
-                   "registry.load_version (nbs/12_scale, nbs/10_drift are owned elsewhere)")
 def test_damaged_model_is_named_as_unloadable_by_score_and_drift(broken_model, files):
     d, env, where = broken_model
     damaged(d, where, "model files")
