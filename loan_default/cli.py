@@ -209,9 +209,10 @@ def drift(current, from_store, since, until, out, model, alias, version, profile
           experiment, engine, master):
     "Drift and performance of current data against the serving model's reference: report.json, report.html, MLflow."
     from loan_default.pipeline import new_run_dir
-    from loan_default.registry import check_tracking
     s = get_settings()
-    if profile is None or not no_log: check_tracking()
+    if profile is None or not no_log:   # --profile --no-log needs no registry: do not import MLflow for it
+        from loan_default.registry import check_tracking
+        check_tracking()
     out = Path(out) if out else new_run_dir(s.runs_dir) / "drift"
     kw = dict(current=current, since=since, until=until, out=out, model=model or s.model_name, alias=alias, version=version,
               profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, fail_on=fail_on, log=not no_log,
@@ -260,7 +261,10 @@ def _quiet_libraries() -> None:
     "Keep MLflow's INFO chatter and library warnings off the terminal: a command says one line, or `error: ...`."
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # MLflow's download bars are not our output
-    if not os.environ.get("LD_DEBUG"):
+    # MLflow retries a request to a server that went away for minutes (7 retries, backoff factor 2): a command should fail in seconds
+    for k, v in dict(MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1", MLFLOW_HTTP_REQUEST_TIMEOUT="60").items():
+        os.environ.setdefault(k, v)
+    if not os.environ.get("LD_TRACEBACK"):
         import warnings
         warnings.filterwarnings("ignore", module=r"(mlflow|sklearn|lightgbm|pydantic|skops|papermill|pandas)(\.|$)")
 
@@ -276,18 +280,19 @@ def main(argv=None):
     except OSError as e:
         click.echo(f"error: {e.strerror or _one_line(e)}{': ' + str(e.filename) if e.filename else ''}", err=True); sys.exit(1)
     except ImportError as e:
-        if os.environ.get("LD_DEBUG"): raise
+        if os.environ.get("LD_TRACEBACK"): raise
         click.echo(f"error: a package this command needs is missing from this environment: {_one_line(e)}", err=True); sys.exit(1)
     except MemoryError: click.echo("error: out of memory (try a smaller file, or --chunk-rows for score)", err=True); sys.exit(1)
     except Exception as e:
-        if os.environ.get("LD_DEBUG"): raise
+        if os.environ.get("LD_TRACEBACK"): raise
         click.echo(_last_resort(e), err=True); sys.exit(1)
 
 def _last_resort(e: BaseException) -> str:
     "The line for an exception nobody turned into a message: MLflow's own refusals are for users; anything else is our bug."
+    if "loan_default.registry" in sys.modules and (lost := sys.modules["loan_default.registry"].server_lost(e)): return f"error: {lost}"
     if type(e).__module__.startswith("mlflow"): return f"error: MLflow: {_one_line(e)}"
     return (f"error: internal error ({type(e).__name__}: {_one_line(e)}); this is a bug in loan-default, please report it "
-            "(LD_DEBUG=1 shows the traceback)")
+            "(LD_TRACEBACK=1 shows the traceback)")
 
 
 # %% ../nbs/90_cli.ipynb #5032001c

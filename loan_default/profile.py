@@ -10,7 +10,7 @@ __all__ = ['PROFILE_VERSION', 'bin_counts', 'reference_shares', 'bin_labels', 'r
 import json
 from pathlib import Path
 import numpy as np, pandas as pd
-from .schema import COLUMN, FEATURES, TARGET, NUMERIC_FEATURES, CATEGORICAL_FEATURES, SchemaError
+from .schema import COLUMN, FEATURES, TARGET, NUMERIC_FEATURES, CATEGORICAL_FEATURES, SchemaError, DataError
 
 # %% ../nbs/06b_profile.ipynb #5d02f4e3
 PROFILE_VERSION = 1
@@ -151,10 +151,14 @@ def save_profile(profile: dict, path) -> Path:
     return path
 
 def load_profile(path) -> dict:
-    "Read a profile written by `save_profile`; raise ValueError for another version of the layout."
-    profile = json.loads(Path(path).read_text())
+    "Read a profile written by `save_profile`; `DataError` for a file that is not one, or another version of the layout."
+    try: profile = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise DataError(f"{path} is not a reference profile (not JSON: {e})") from None
+    if not isinstance(profile, dict) or not isinstance(profile.get("features"), dict):
+        what = f"a JSON {type(profile).__name__}" if not isinstance(profile, dict) else "a JSON object without 'features'"
+        raise DataError(f"{path} is not a reference profile ({what})")
     if profile.get("version") != PROFILE_VERSION:
-        raise ValueError(f"{path}: profile version {profile.get('version')} is not supported (this code reads version {PROFILE_VERSION})")
+        raise DataError(f"{path}: profile version {profile.get('version')} is not supported (this code reads version {PROFILE_VERSION})")
     return profile
 
 # %% ../nbs/06b_profile.ipynb #25a5f92a

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['STAGING', 'PRODUCTION', 'KIND_TAG', 'TRAINING', 'MODEL_URI_TAG', 'TEST_SPLIT', 'PREVIOUS_TAG', 'REGISTRATION_TAG',
-           'PENDING', 'COMPLETE', 'OPERATION_TAG', 'FAULT_ENV', 'STEPS', 'RegistryError', 'check_tracking',
-           'init_store', 'GateResult', 'evaluate_gates', 'gate_tags', 'score_on_split', 'load_test_split',
-           'resolve_version', 'load_version', 'Registration', 'register', 'promote', 'rollback', 'model_versions']
+           'PENDING', 'COMPLETE', 'OPERATION_TAG', 'FAULT_ENV', 'STEPS', 'RegistryError', 'server_lost',
+           'check_tracking', 'init_store', 'GateResult', 'evaluate_gates', 'gate_tags', 'score_on_split',
+           'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration', 'register',
+           'promote', 'rollback', 'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
 import fcntl, hashlib, os, signal, tempfile
@@ -52,7 +53,16 @@ def _first_line(e: BaseException) -> str:
 
 def _failure(e: BaseException) -> str:
     "One line for an exception from a library: its first line, with its type unless it is MLflow's own."
+    if (lost := server_lost(e)) is not None: return lost
     return _first_line(e) if isinstance(e, MlflowException) else f"{type(e).__name__}: {_first_line(e)}"
+
+_LOST = ("Max retries exceeded", "Connection refused", "Connection aborted", "Read timed out", "RemoteDisconnected")
+
+def server_lost(e: BaseException) -> str | None:
+    "A line saying the tracking server stopped answering, when `e` is MLflow giving up on a request to it; else None."
+    text = str(e)
+    if not any(s in text for s in _LOST): return None
+    return f"MLflow tracking server at {mlflow.get_tracking_uri()} stopped answering during the command (connection failed); rerun it once the server is back"
 
 # %% ../nbs/07_registry.ipynb #61a77a90
 def _check_sqlite(uri: str) -> None:
@@ -128,13 +138,14 @@ def gate_tags(gates: GateResult) -> dict[str, str]:
     return {"gate.passed": str(gates.passed).lower()} | {f"gate.{k}": text(v) for k, v in gates.figures.items() if v is not None}
 
 def _gates_from_tags(tags: dict) -> GateResult | None:
-    "The `GateResult` recorded in a version's tags, or None when it has none."
-    if "gate.passed" not in tags: return None
+    "The `GateResult` recorded in a version's tags, or None when it has none or they were edited into nonsense."
+    if tags.get("gate.passed") not in ("true", "false"): return None
     figures = {}
     for k, v in tags.items():
         if not k.startswith("gate.") or k == "gate.passed": continue
         name = k[len("gate."):]
-        figures[name] = v if name == "champion_version" else float(v)
+        try: figures[name] = v if name == "champion_version" else float(v)
+        except ValueError: return None
     return GateResult(tags["gate.passed"] == "true", figures, [])
 
 # %% ../nbs/07_registry.ipynb #025b6fc2
@@ -187,6 +198,17 @@ def load_test_split(client: MlflowClient, run_id: str) -> pd.DataFrame:
     return split
 
 # %% ../nbs/07_registry.ipynb #c8a0e002
+_BAD_NAME_CHARS = set("/:'\"`%\\")
+
+def check_model_name(name: str) -> str:
+    "Refuse a registered-model name MLflow cannot store, query or address as `models:/NAME/N`; return it."
+    bad = sorted({c for c in name if c in _BAD_NAME_CHARS or not c.isprintable()})
+    if not name.strip() or name != name.strip() or bad:
+        why = "is empty" if not name.strip() else "starts or ends with a space" if name != name.strip() else \
+              f"contains {', '.join(repr(c) for c in bad)}"
+        raise RegistryError(f"model name {name!r} {why}: use letters, digits, spaces inside, '-', '_' or '.'")
+    return name
+
 def _model(client: MlflowClient, name: str):
     "Registered model `name`, or None when there is no such model."
     try: return client.get_registered_model(name)
@@ -196,7 +218,7 @@ def _model(client: MlflowClient, name: str):
 
 def resolve_version(name: str, version: str | None = None, alias: str | None = "production", client: MlflowClient | None = None):
     "The `ModelVersion` `version` of `name` (or the one `alias` points to), or `RegistryError` saying which part does not exist."
-    client = client or MlflowClient()
+    client, name = client or MlflowClient(), check_model_name(name)
     what = f"version {version}" if version is not None else f"@{alias}"
     try: return client.get_model_version(name, str(version)) if version is not None else client.get_model_version_by_alias(name, alias)
     except MlflowException as e:
@@ -287,7 +309,7 @@ def _create_version(client: MlflowClient, name: str, run, tags: dict) -> str:
 # %% ../nbs/07_registry.ipynb #c5a0e007
 def _state(mv) -> str:
     "A version's registration: `pending` until register did every step, else `complete` (versions from before the tag count as complete)."
-    return mv.tags.get(REGISTRATION_TAG, COMPLETE)
+    return COMPLETE if mv.tags.get(REGISTRATION_TAG, COMPLETE) == COMPLETE else PENDING   # an edited value counts as unfinished
 
 def _versions(client: MlflowClient, name: str) -> list:
     "Every version of `name`, oldest first."
@@ -332,8 +354,31 @@ def _operation(client: MlflowClient, name: str) -> tuple[str, str, str | None] |
     "The promote or rollback of `name` that was started and not finished: (kind, to version, from version), or None."
     m = _model(client, name)
     if m is None or not (text := m.tags.get(OPERATION_TAG)): return None
-    kind, to, frm = text.split()
+    parts = text.split()
+    if not (len(parts) == 3 and parts[0] in ("promote", "rollback") and parts[1].isdigit() and (parts[2] == "-" or parts[2].isdigit())):
+        raise RegistryError(f"registered model '{name}' has a damaged tag {OPERATION_TAG} ({text[:80]!r}; expected "
+                            f"'promote|rollback TO FROM'): check its aliases, then delete that tag")
+    kind, to, frm = parts
+    if not _exists(client, name, to):
+        raise RegistryError(f"an interrupted {kind} of '{name}' to version {to} was recorded, but version {to} no longer exists: "
+                            f"check its aliases, then delete the registered model's tag {OPERATION_TAG}")
     return kind, to, None if frm == "-" else frm
+
+def _exists(client: MlflowClient, name: str, version: str) -> bool:
+    "True when `version` is a number and `name` has that version."
+    if not str(version).isdigit(): return False
+    try: client.get_model_version(name, str(version)); return True
+    except MlflowException as e:
+        if _not_found(e): return False
+        raise
+
+@contextmanager
+def _exclusive(name: str):
+    "One register/promote/rollback of `name` at a time on this machine (others wait): their steps must not interleave."
+    key = hashlib.sha256(f"{mlflow.get_registry_uri()} {name}".encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"loan-default-registry-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 def _unfinished(name: str, op) -> RegistryError:
     kind, to, frm = op
@@ -344,8 +389,10 @@ def register(run_id: str | None = None, name: str = "loan-default", experiment: 
              min_f1: float = 0.80, min_roc_auc: float = 0.90, tolerance: float = 0.0) -> Registration:
     "Register training run `run_id` (default: the latest in `experiment`) as a version of `name` and set @staging, if it passes the gates."
     _check_limits(min_f1=min_f1, min_roc_auc=min_roc_auc, tolerance=tolerance)
-    _check_uris()
-    client = MlflowClient()
+    check_model_name(name); _check_uris()
+    with _exclusive(name): return _register(MlflowClient(), run_id, name, experiment, min_f1, min_roc_auc, tolerance)
+
+def _register(client, run_id, name, experiment, min_f1, min_roc_auc, tolerance) -> Registration:
     run = _training_run(client, run_id, experiment)
     rid, limits = run.info.run_id, dict(min_f1=min_f1, min_roc_auc=min_roc_auc, tolerance=tolerance)
     if (op := _operation(client, name)) is not None: raise _unfinished(name, op)
@@ -405,8 +452,10 @@ def _candidate(client: MlflowClient, name: str, aliases: dict) -> str:
 # %% ../nbs/07_registry.ipynb #c5a0e011
 def promote(name: str = "loan-default") -> tuple[str, str | None]:
     "Move @staging to @production and remove @staging; returns (new production version, the one it replaced or None)."
-    _check_uris()
-    client = MlflowClient()
+    check_model_name(name); _check_uris()
+    with _exclusive(name): return _promote(MlflowClient(), name)
+
+def _promote(client: MlflowClient, name: str) -> tuple[str, str | None]:
     aliases = _registered_aliases(client, name)
     if (op := _operation(client, name)) is not None:
         if op[0] != "promote": raise _unfinished(name, op)
@@ -419,7 +468,8 @@ def promote(name: str = "loan-default") -> tuple[str, str | None]:
         client.set_registered_model_tag(name, OPERATION_TAG, f"promote {staging} {previous or '-'}"); _step("promote.intent")
     _record_previous(client, name, staging, previous)
     client.set_registered_model_alias(name, PRODUCTION, staging); _step("promote.production")
-    if aliases.get(STAGING) == staging: client.delete_registered_model_alias(name, STAGING); _step("promote.staging-removed")
+    if _registered_aliases(client, name).get(STAGING) == staging:
+        client.delete_registered_model_alias(name, STAGING); _step("promote.staging-removed")
     _drop_model_tag(client, name, OPERATION_TAG)
     return staging, previous
 
@@ -430,16 +480,17 @@ def _rollback_target(client: MlflowClient, name: str, aliases: dict) -> tuple[st
     if current is None: raise RegistryError(f"no @production version of '{name}' to roll back")
     previous = client.get_model_version(name, current).tags.get(PREVIOUS_TAG)
     if previous is None: raise RegistryError(f"no previous version of '{name}' to roll back to: version {current} was the first in production")
-    try: client.get_model_version(name, previous)
-    except MlflowException as e:
-        if _not_found(e): raise RegistryError(f"previous version {previous} of '{name}' no longer exists") from None
-        raise
+    if not _exists(client, name, previous):
+        what = "no longer exists" if previous.isdigit() else f"is not a version number (tag {PREVIOUS_TAG} of version {current} was edited)"
+        raise RegistryError(f"previous version {previous[:40]!r} of '{name}' {what}: nothing to roll back to")
     return previous, current
 
 def rollback(name: str = "loan-default") -> tuple[str, str]:
     "Point @production back at the version the current one replaced; returns (restored version, replaced version)."
-    _check_uris()
-    client = MlflowClient()
+    check_model_name(name); _check_uris()
+    with _exclusive(name): return _rollback(MlflowClient(), name)
+
+def _rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     aliases = _registered_aliases(client, name)
     if (op := _operation(client, name)) is not None:
         if op[0] != "rollback": raise _unfinished(name, op)
@@ -463,7 +514,7 @@ _SHOWN_TAGS = ["gate.passed", "gate.f1", "gate.roc_auc", "gate.min_f1", "gate.mi
 
 def model_versions(name: str = "loan-default") -> pd.DataFrame:
     "Every version of `name`, newest first: version, aliases, run_id, gate tags, previous production version, created."
-    _check_uris()
+    check_model_name(name); _check_uris()
     client = MlflowClient()
     by_version = {}
     for alias, v in _registered_aliases(client, name).items(): by_version.setdefault(v, []).append(f"@{alias}")
