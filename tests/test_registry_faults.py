@@ -132,3 +132,53 @@ def test_crashes_against_a_tracking_server(mlflow_server, synthetic_csv, tmp_pat
     assert r.returncode == 0 and "@production -> version 1 (was unset)" in r.stdout, r.stderr
     s = state(c, name)
     assert s["aliases"] == {"production": "1"} and OPERATION_TAG not in s["model_tags"] and PREVIOUS_TAG not in s["versions"]["1"]
+
+def test_commands_at_once_do_not_interleave(store):
+    "register and promote (and two promotes) started together: the new version is never left without an alias, and one promote wins."
+    import subprocess
+    from conftest import CLI, BASE_ENV
+    uri, env, runs, d = store
+    c, name = client(uri), "at-once"
+    do(name, runs, "r1", "p")
+    full = {k: v for k, v in {**BASE_ENV, **env}.items() if v is not None}
+    def start(*args): return subprocess.Popen([str(CLI), *args, "--name", name], cwd=d, env=full, text=True,
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [start("register", "--run-id", runs[1]), start("promote"), start("promote")]
+    outs = [(p.wait(120), *p.communicate()) for p in procs]
+    assert outs[0][0] == 0, outs[0]
+    s = state(c, name)
+    assert s["versions"]["2"][REGISTRATION_TAG] == "complete" and "2" in s["aliases"].values(), (s, outs)
+    assert OPERATION_TAG not in s["model_tags"]
+    promoted = [o for o in outs[1:] if o[0] == 0]
+    assert len(promoted) <= 1, outs            # a second promote finds no @staging: it refuses with one line
+    for o in outs[1:]:
+        if o[0]: assert o[2].strip().startswith("error: no @staging version") and len(o[2].strip().splitlines()) == 1, o
+    assert s["aliases"].get("production") == ("2" if promoted else "1") and s["aliases"].get("staging") == (None if promoted else "2")
+
+def test_damaged_bookkeeping_gets_one_line(store):
+    "Operation, previous-version, gate and registration tags edited by hand, and an operation naming a deleted version."
+    uri, env, runs, d = store
+    c, name = client(uri), "damaged-tags"
+    do(name, runs, "r1", "p", "r2", "p")
+    cli = lambda *a: run_cli(*a, "--name", name, env=env, cwd=d)
+    c.set_registered_model_tag(name, OPERATION_TAG, "garbage")
+    for cmd in ("promote", "rollback"): one_line_error(cli(cmd), f"damaged tag {OPERATION_TAG}", "'garbage'")
+    c.set_registered_model_tag(name, OPERATION_TAG, "rollback 9 2")
+    one_line_error(cli("rollback"), "version 9 no longer exists", OPERATION_TAG)
+    assert state(c, name)["aliases"]["production"] == "2"
+    c.delete_registered_model_tag(name, OPERATION_TAG)
+    c.set_model_version_tag(name, "2", PREVIOUS_TAG, "one")
+    one_line_error(cli("rollback"), "'one'", "is not a version number")
+    c.set_model_version_tag(name, "2", PREVIOUS_TAG, "7")
+    one_line_error(cli("rollback"), "previous version '7'", "no longer exists")
+    assert state(c, name)["aliases"]["production"] == "2"
+    c.set_model_version_tag(name, "2", "gate.f1", "high"); c.set_model_version_tag(name, "2", REGISTRATION_TAG, "??")
+    r = cli("register", "--run-id", runs[1])        # an unknown registration value counts as unfinished: register completes it
+    assert r.returncode == 0 and "completed the interrupted registration" in r.stdout, (r.stdout, r.stderr)
+    assert state(c, name)["versions"]["2"][REGISTRATION_TAG] == "complete" and state(c, name)["aliases"]["production"] == "2"
+
+def test_model_names_mlflow_cannot_hold_are_refused(store):
+    uri, env, runs, d = store
+    for name, why in (("it's", "contains \"'\""), ("a/b", "'/'"), (" ", "is empty")):
+        one_line_error(run_cli("register", "--run-id", runs[0], "--name", name, env=env, cwd=d), "model name", why)
+    one_line_error(run_cli("promote", "--name", "x%41", env=env, cwd=d), "model name", "'%'")
