@@ -147,11 +147,11 @@ def test_bad_input(registry, spark, data, tmp_path):
         assert ("row 4321: person_income 'lots' is not a number" in msg) if engine == "pandas" else ("does not fit its column's type" in msg), msg
         assert not (tmp_path / "o4").exists() or engine == "spark"
     with pytest.raises(DataError) as e: scale.drift_command_spark(tmp_path / "short.csv", out=tmp_path / "d", spark=spark, log=False)
-    assert "lacks columns" in _one_line(e)
+    assert "missing columns: loan_grade, loan_amnt" in _one_line(e)
     with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o5", engine="dask")
     assert "engine must be one of" in _one_line(e)
     with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o6", version="99")
-    assert "no model loan-default version 99" in _one_line(e)
+    assert "registered model 'loan-default' has no version 99" in _one_line(e)
 
 def test_one_line_on_stderr(registry, data, tmp_path):
     "In a fresh process, as the CLI runs it: a Spark failure leaves exactly one line on stderr (the JVM's log goes to a file)."
@@ -178,3 +178,53 @@ def test_master_that_does_not_answer(registry, data, tmp_path):
     assert "not a Spark master URL" in _one_line(e)
     with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o", engine="pandas", master="local[2]")
     assert "--master is for the spark engine" in _one_line(e)
+
+
+def _dirty_csv(df, path):
+    "`df` as CSV with bad rows: text as an age, ages and incomes out of range, an unknown grade, a missing income, a ragged line, a broken quote."
+    lines = df.to_csv(index=False).splitlines()
+    cols = list(df.columns)
+    def edit(i, col, value):
+        f = lines[i].split(","); f[cols.index(col)] = value; lines[i] = ",".join(f)
+    edit(17, "person_age", "abc"); edit(40, "person_age", "250"); edit(41, "person_age", " 33 "); edit(55, "loan_grade", "Z")
+    edit(60, "person_income", "NA"); edit(61, "person_income", "-5"); edit(70, "loan_int_rate", "null"); edit(90, "person_age", "3e1")
+    lines[100] = lines[100] + ",extra"; lines[120] = lines[120].replace(",", ',"', 1)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+def test_dirty_file_same_contract_and_psi(registry, spark, data, tmp_path):
+    "Bad rows in a file: counted by rule, not fatal, on both engines; identical contract counts and PSI (to 1e-9) on the rows kept."
+    f = _dirty_csv(data["df"].head(3000), tmp_path / "dirty.csv")
+    sp = scale.drift_command_spark(f, out=tmp_path / "s", spark=spark, log=False)
+    pdr = drift_command(current=f, out=tmp_path / "p", log=False)
+    a, b = sp.report["data_quality"]["contract"], pdr.report["data_quality"]["contract"]
+    assert b["rows_breaking"] == 7 and "type:person_age" in b["rules"] and "ragged_line" in b["rules"] and "broken_quoting" in b["rules"], b
+    for k in ("rows", "rows_breaking", "rows_excluded", "share", "status", "rules", "examples"): assert a[k] == b[k], (k, a[k], b[k])
+    assert sp.report["rows"] == pdr.report["rows"] == 3000 and sp.report["rows_compared"] == pdr.report["rows_compared"] < 3000
+    assert set(sp.report["psi"]) == set(pdr.report["psi"]), (sp.report["psi"], pdr.report["psi"])
+    for k in pdr.report["psi"]: assert abs(sp.report["psi"][k] - pdr.report["psi"][k]) <= 1e-9, k
+    assert sp.report["data_quality"] == pdr.report["data_quality"] and sp.report["reasons"] == pdr.report["reasons"]
+    assert json.loads((tmp_path / "s" / "report.json").read_text())["data_quality"]["contract"]["rules"]["type:person_age"]["rows"] == 1
+
+def test_unusable_input_same_line_on_both_engines(registry, spark, data, tmp_path):
+    "Empty, header only, missing or renamed columns, semicolons, a bad --since, a bad outcome: the pandas engine's one line on Spark too."
+    head = ",".join(data["df"].columns)
+    good = data["df"].head(50)
+    cases = {"empty.csv": "", "blank.csv": "\n\n", "header.csv": head + "\n", "semi.csv": good.to_csv(index=False, sep=";"),
+             "renamed.csv": good.rename(columns={"loan_amnt": "loan_amount"}).to_csv(index=False),
+             "missing.csv": good.drop(columns=["person_age"]).to_csv(index=False)}
+    y = good.astype({TARGET: object}); y.loc[7, TARGET] = "yes"; cases["label.csv"] = y.to_csv(index=False)
+    t = good.assign(scored_at="2026-11-01T00:00:00Z"); t.loc[9, "scored_at"] = "not a time"; cases["time.csv"] = t.to_csv(index=False)
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError) as e: drift_command(current=tmp_path / name, out=tmp_path / "p", log=False)
+        want = _one_line(e)
+        with pytest.raises(DataError) as e: scale.drift_command_spark(tmp_path / name, out=tmp_path / "s", spark=spark, log=False)
+        assert _one_line(e) == want, (name, want)
+    t.to_csv(tmp_path / "timed.csv", index=False)
+    for since, until in (("garbage", None), (None, "2026-13-45"), ("2026-11-02", "2026-11-01")):
+        with pytest.raises(DataError) as e: drift_command(current=tmp_path / "timed.csv", since=since, until=until, out=tmp_path / "p", log=False)
+        want = _one_line(e)
+        with pytest.raises(DataError) as e: scale.drift_command_spark(tmp_path / "timed.csv", since=since, until=until, out=tmp_path / "s", spark=spark, log=False)
+        assert _one_line(e) == want and "internal" not in want, (since, until, want)
+    assert not (tmp_path / "s").exists()
