@@ -897,6 +897,7 @@ def checked_profile(profile, source) -> dict:
 def _reference(model, alias, version, profile, threshold) -> ModelReference:
     if profile is not None:
         try: prof = load_profile(profile)
+        except DataError: raise                     # load_profile's own one line already names the file
         except (AttributeError, TypeError): raise DataError(f"{profile}: not a reference profile (its JSON is not an object with a profile's fields)") from None
         except (OSError, ValueError, KeyError) as e:
             raise DataError(f"{profile}: not a reference profile ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
