@@ -109,25 +109,29 @@ def register(run_id, name):
 
 @cli.command()
 @click.option("--name", default=None, help="Registered model name [default: LD_MODEL_NAME]")
-def promote(name):
+@click.option("--version", "version", default=None, help="Retry-safe: promote only this @staging version; nothing to do if @production already is it")
+def promote(name, version):
     "Move @staging to @production, remembering the version it replaces."
     from loan_default.registry import promote as promote_model
     from loan_default.registry import check_tracking
     name = name or get_settings().model_name
     check_tracking()
-    new, previous = promote_model(name)
-    click.echo(f"{name} @production -> version {new} (was {previous or 'unset'})")
+    moved = promote_model(name, version)
+    if moved.already: click.echo(f"{name} @production already at version {moved[0]}: nothing to do")
+    else: click.echo(f"{name} @production -> version {moved[0]} (was {moved[1] or 'unset'}) (rerun safely with --version {moved[0]})")
 
 @cli.command()
 @click.option("--name", default=None, help="Registered model name [default: LD_MODEL_NAME]")
-def rollback(name):
+@click.option("--from", "from_version", default=None, help="Retry-safe: roll back only from this @production version; nothing to do if already rolled back")
+def rollback(name, from_version):
     "Point @production back at the version it had before the last promote."
     from loan_default.registry import rollback as rollback_model
     from loan_default.registry import check_tracking
     name = name or get_settings().model_name
     check_tracking()
-    restored, replaced = rollback_model(name)
-    click.echo(f"{name} @production back to version {restored} (was {replaced})")
+    moved = rollback_model(name, from_version)
+    if moved.already: click.echo(f"{name} @production already back at version {moved[0]} (rolled back from {moved[1]}): nothing to do")
+    else: click.echo(f"{name} @production back to version {moved[0]} (was {moved[1]}) (rerun safely with --from {moved[1]})")
 
 # %% ../nbs/90_cli.ipynb #03662ab0
 def _param_value(text: str):

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['STAGING', 'PRODUCTION', 'KIND_TAG', 'TRAINING', 'MODEL_URI_TAG', 'TEST_SPLIT', 'PREVIOUS_TAG', 'REGISTRATION_TAG',
-           'PENDING', 'COMPLETE', 'OPERATION_TAG', 'FAULT_ENV', 'STEPS', 'RegistryError', 'server_lost',
+           'PENDING', 'COMPLETE', 'OPERATION_TAG', 'FAULT_ENV', 'STEPS', 'FINISHED', 'RegistryError', 'server_lost',
            'check_tracking', 'init_store', 'GateResult', 'evaluate_gates', 'gate_tags', 'score_on_split',
            'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration', 'register',
-           'promote', 'rollback', 'model_versions']
+           'Moved', 'promote', 'rollback', 'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
 import fcntl, hashlib, os, signal, tempfile
@@ -243,6 +243,7 @@ STEPS = dict(register=("register.model-created", "register.version-created", "re
              promote=("promote.intent", "promote.previous-on-version", "promote.previous-on-model", "promote.production",
                       "promote.staging-removed"),
              rollback=("rollback.intent", "rollback.production", "rollback.previous-on-model"))
+FINISHED = dict(promote="promote.finished", rollback="rollback.finished")   # after the operation tag is removed
 
 def _step(name: str) -> None:
     "Step `name` is done. Test hook: when `LD_FAULT_KILL_AT` names it, the process dies here (SIGKILL), as in a crash."
@@ -382,8 +383,9 @@ def _exclusive(name: str):
 
 def _unfinished(name: str, op) -> RegistryError:
     kind, to, frm = op
+    safe = f"--version {to}" if kind == "promote" else f"--from {frm}"
     return RegistryError(f"an interrupted {kind} of '{name}' (@production {frm or 'unset'} -> version {to}) is not finished: "
-                         f"run `loan-default {kind}` again to complete it")
+                         f"run `loan-default {kind}` again to complete it (retry-safe: `loan-default {kind} {safe}`)")
 
 def register(run_id: str | None = None, name: str = "loan-default", experiment: str = "loan-default",
              min_f1: float = 0.80, min_roc_auc: float = 0.90, tolerance: float = 0.0) -> Registration:
@@ -449,20 +451,48 @@ def _candidate(client: MlflowClient, name: str, aliases: dict) -> str:
                             f"finished registering: {_rerun_register(pending[-1])} (promoting now would ship the older version)")
     return staging
 
-# %% ../nbs/07_registry.ipynb #c5a0e011
-def promote(name: str = "loan-default") -> tuple[str, str | None]:
-    "Move @staging to @production and remove @staging; returns (new production version, the one it replaced or None)."
-    check_model_name(name); _check_uris()
-    with _exclusive(name): return _promote(MlflowClient(), name)
+# %% ../nbs/07_registry.ipynb #473fded9
+class Moved(tuple):
+    "(version now at @production, the version it replaced); `already` is True when that move had been made before and nothing changed."
+    def __new__(cls, version: str, other: str | None, already: bool = False):
+        self = super().__new__(cls, (version, other)); self.already = already
+        return self
 
-def _promote(client: MlflowClient, name: str) -> tuple[str, str | None]:
+def _version_arg(version, option: str) -> str | None:
+    "`version` as the registry spells it (None stays None), or `RegistryError` naming `option` when it is not a version number."
+    if version is None: return None
+    text = str(version).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise RegistryError(f"{option} must be a version number (1, 2, ...), got {str(version)[:40]!r}")
+    return str(int(text))
+
+def _v(version) -> str: return f"version {version}" if version else "unset"
+
+# %% ../nbs/07_registry.ipynb #df1b10b9
+def _promoted_already(client: MlflowClient, name: str, aliases: dict, version: str) -> Moved | None:
+    "For `promote --version`: None when @staging is `version`; `Moved(already=True)` when @production is; else `RegistryError`."
+    production, staging = aliases.get(PRODUCTION), aliases.get(STAGING)
+    if staging == version: return None
+    if not _exists(client, name, version): raise RegistryError(f"refused: '{name}' has no version {version} to promote")
+    if production == version: return Moved(version, client.get_model_version(name, version).tags.get(PREVIOUS_TAG), already=True)
+    raise RegistryError(f"refused to promote version {version} of '{name}': @staging is {_v(staging)} and @production is {_v(production)}")
+
+# %% ../nbs/07_registry.ipynb #c5a0e011
+def promote(name: str = "loan-default", version: str | int | None = None) -> Moved:
+    "Move @staging to @production and remove @staging; with `version`, only if @staging is it (done already: `already`)."
+    check_model_name(name); _check_uris()
+    version = _version_arg(version, "--version")
+    with _exclusive(name): return _promote(MlflowClient(), name, version)
+
+def _promote(client: MlflowClient, name: str, version: str | None = None) -> Moved:
     aliases = _registered_aliases(client, name)
     if (op := _operation(client, name)) is not None:
-        if op[0] != "promote": raise _unfinished(name, op)
+        if op[0] != "promote" or version not in (None, op[1]): raise _unfinished(name, op)
         _, staging, previous = op
         if aliases.get(PRODUCTION) not in (previous, staging) or aliases.get(STAGING) not in (staging, None):
             raise _in_between(name, op, aliases)
     else:
+        if version is not None and (done := _promoted_already(client, name, aliases, version)) is not None: return done
         staging, previous = _candidate(client, name, aliases), aliases.get(PRODUCTION)
         if previous == staging: previous = client.get_model_version(name, staging).tags.get(PREVIOUS_TAG)
         client.set_registered_model_tag(name, OPERATION_TAG, f"promote {staging} {previous or '-'}"); _step("promote.intent")
@@ -470,8 +500,8 @@ def _promote(client: MlflowClient, name: str) -> tuple[str, str | None]:
     client.set_registered_model_alias(name, PRODUCTION, staging); _step("promote.production")
     if _registered_aliases(client, name).get(STAGING) == staging:
         client.delete_registered_model_alias(name, STAGING); _step("promote.staging-removed")
-    _drop_model_tag(client, name, OPERATION_TAG)
-    return staging, previous
+    _drop_model_tag(client, name, OPERATION_TAG); _step(FINISHED["promote"])
+    return Moved(staging, previous)
 
 # %% ../nbs/07_registry.ipynb #c5a0e012
 def _rollback_target(client: MlflowClient, name: str, aliases: dict) -> tuple[str, str]:
@@ -485,18 +515,30 @@ def _rollback_target(client: MlflowClient, name: str, aliases: dict) -> tuple[st
         raise RegistryError(f"previous version {previous[:40]!r} of '{name}' {what}: nothing to roll back to")
     return previous, current
 
-def rollback(name: str = "loan-default") -> tuple[str, str]:
-    "Point @production back at the version the current one replaced; returns (restored version, replaced version)."
-    check_model_name(name); _check_uris()
-    with _exclusive(name): return _rollback(MlflowClient(), name)
+def _rolled_back_already(client: MlflowClient, name: str, aliases: dict, frm: str) -> Moved | None:
+    "For `rollback --from`: None when @production is `frm`; `Moved(already=True)` when it is the version before `frm`; else `RegistryError`."
+    production = aliases.get(PRODUCTION)
+    if not _exists(client, name, frm): raise RegistryError(f"refused: '{name}' has no version {frm} to roll back from")
+    if production == frm: return None
+    before = client.get_model_version(name, frm).tags.get(PREVIOUS_TAG)
+    if before is not None and production == before: return Moved(before, frm, already=True)
+    raise RegistryError(f"refused to roll back '{name}' from version {frm}: @production is {_v(production)}, neither version {frm} "
+                        f"nor the version recorded before it ({_v(before) if before else 'none recorded'})")
 
-def _rollback(client: MlflowClient, name: str) -> tuple[str, str]:
+def rollback(name: str = "loan-default", from_version: str | int | None = None) -> Moved:
+    "Point @production back at the version the current one replaced; with `from_version`, only from that one (done already: `already`)."
+    check_model_name(name); _check_uris()
+    from_version = _version_arg(from_version, "--from")
+    with _exclusive(name): return _rollback(MlflowClient(), name, from_version)
+
+def _rollback(client: MlflowClient, name: str, from_version: str | None = None) -> Moved:
     aliases = _registered_aliases(client, name)
     if (op := _operation(client, name)) is not None:
-        if op[0] != "rollback": raise _unfinished(name, op)
+        if op[0] != "rollback" or from_version not in (None, op[2]): raise _unfinished(name, op)
         _, previous, current = op
         if aliases.get(PRODUCTION) not in (previous, current): raise _in_between(name, op, aliases)
     else:
+        if from_version is not None and (done := _rolled_back_already(client, name, aliases, from_version)) is not None: return done
         previous, current = _rollback_target(client, name, aliases)
         client.set_registered_model_tag(name, OPERATION_TAG, f"rollback {previous} {current}"); _step("rollback.intent")
     before = client.get_model_version(name, previous).tags.get(PREVIOUS_TAG)
@@ -504,8 +546,8 @@ def _rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     if before is None: _drop_model_tag(client, name, PREVIOUS_TAG)
     else: client.set_registered_model_tag(name, PREVIOUS_TAG, before)
     _step("rollback.previous-on-model")
-    _drop_model_tag(client, name, OPERATION_TAG)
-    return previous, current
+    _drop_model_tag(client, name, OPERATION_TAG); _step(FINISHED["rollback"])
+    return Moved(previous, current)
 
 # %% ../nbs/07_registry.ipynb #d988af96
 _SHOWN_TAGS = ["gate.passed", "gate.f1", "gate.roc_auc", "gate.min_f1", "gate.min_roc_auc", "gate.tolerance",

@@ -8,7 +8,7 @@ runs against a real `mlflow server`."""
 import json, signal
 import pytest
 from conftest import run_cli, one_line_error, SYNTHETIC_GATES
-from loan_default.registry import STEPS, FAULT_ENV, OPERATION_TAG, PREVIOUS_TAG, REGISTRATION_TAG
+from loan_default.registry import STEPS, FINISHED, FAULT_ENV, OPERATION_TAG, PREVIOUS_TAG, REGISTRATION_TAG
 
 GATES = dict(min_f1=float(SYNTHETIC_GATES["LD_MIN_F1"]), min_roc_auc=float(SYNTHETIC_GATES["LD_MIN_ROC_AUC"]), tolerance=1.0)
 
@@ -97,7 +97,7 @@ def test_a_model_life_killed_at_every_step(store, expected):
         s = state(c, name)
         assert s["model_tags"][OPERATION_TAG] == "promote 2 1" and s["aliases"]["production"] in ("1", "2"), (step, s)
         for f in (registry.rollback, lambda n: registry.register(runs[0], n, **GATES)):
-            with pytest.raises(registry.RegistryError, match="interrupted promote .* run `loan-default promote` again"): f(name)
+            with pytest.raises(registry.RegistryError, match="interrupted promote .* run `loan-default promote` again .*retry-safe: `loan-default promote --version 2`"): f(name)
     r = run_cli("promote", "--name", name, env=env, cwd=d)
     assert r.returncode == 0 and "@production -> version 2 (was 1)" in r.stdout, (r.stdout, r.stderr)
     assert state(c, name) == expected["r1 p r2 p"]
@@ -182,3 +182,74 @@ def test_model_names_mlflow_cannot_hold_are_refused(store):
     for name, why in (("it's", "contains \"'\""), ("a/b", "'/'"), (" ", "is empty")):
         one_line_error(run_cli("register", "--run-id", runs[0], "--name", name, env=env, cwd=d), "model name", why)
     one_line_error(run_cli("promote", "--name", "x%41", env=env, cwd=d), "model name", "'%'")
+
+# --- retry-safe reruns: a command that finished but was killed before it exited -------------------------------
+
+def test_finished_rollback_rerun_with_from_changes_nothing(store):
+    """The reported case: `rollback` 2 -> 1 finished (operation tag removed) and was killed before exiting. Rerun
+    with `--from 2` it says it is done and exits 0; the registry is exactly as the finished rollback left it."""
+    uri, env, runs, d = store
+    c, name = client(uri), "retry-safe-rollback"
+    do(name, runs, "r1", "p", "r2", "p")
+    cli = lambda *a: run_cli(*a, "--name", name, env=env, cwd=d)
+    killed("rollback", "--from", "2", "--name", name, at=FINISHED["rollback"], env=env, cwd=d)
+    done = state(c, name)
+    assert done["aliases"] == {"production": "1"} and OPERATION_TAG not in done["model_tags"], done
+    for _ in range(2):
+        r = cli("rollback", "--from", "2")
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert r.stdout.strip() == f"{name} @production already back at version 1 (rolled back from 2): nothing to do", r.stdout
+        assert state(c, name) == done
+    one_line_error(cli("rollback", "--from", "1"), "no previous version", "version 1 was the first in production")
+    one_line_error(cli("rollback", "--from", "7"), "no version 7")
+    for bad in ("two", "0", "-1"): one_line_error(cli("rollback", "--from", bad), "--from must be a version number")
+    assert state(c, name) == done
+
+def test_plain_commands_name_their_retry_safe_rerun(store):
+    uri, env, runs, d = store
+    c, name = client(uri), "retry-safe-lines"
+    do(name, runs, "r1", "p", "r2")
+    r = run_cli("promote", "--name", name, env=env, cwd=d)
+    assert r.returncode == 0 and "@production -> version 2 (was 1) (rerun safely with --version 2)" in r.stdout, (r.stdout, r.stderr)
+    r = run_cli("rollback", "--name", name, env=env, cwd=d)
+    assert r.returncode == 0 and "@production back to version 1 (was 2) (rerun safely with --from 2)" in r.stdout, (r.stdout, r.stderr)
+    r = run_cli("rollback", "--from", "2", "--name", name, env=env, cwd=d)
+    assert r.returncode == 0 and "nothing to do" in r.stdout and state(c, name)["aliases"] == {"production": "1"}, r.stdout
+
+def test_finished_promote_rerun_with_version_changes_nothing(store, expected):
+    uri, env, runs, d = store
+    c, name = client(uri), "retry-safe-promote"
+    do(name, runs, "r1", "p", "r2")
+    cli = lambda *a: run_cli(*a, "--name", name, env=env, cwd=d)
+    r = cli("promote", "--version", "1")            # version 1 is in production already: @staging 2 is left alone
+    assert r.returncode == 0 and r.stdout.strip() == f"{name} @production already at version 1: nothing to do", (r.stdout, r.stderr)
+    one_line_error(cli("promote", "--version", "3"), "has no version 3")
+    assert state(c, name) == expected["r1 p r2"]
+    killed("promote", "--version", "2", "--name", name, at=FINISHED["promote"], env=env, cwd=d)
+    assert state(c, name) == expected["r1 p r2 p"]
+    for _ in range(2):
+        r = cli("promote", "--version", "2")
+        assert r.returncode == 0 and r.stdout.strip() == f"{name} @production already at version 2: nothing to do", (r.stdout, r.stderr)
+        assert state(c, name) == expected["r1 p r2 p"]
+    one_line_error(cli("promote", "--version", "1"), "refused to promote version 1", "@staging is unset and @production is version 2")
+    one_line_error(cli("promote", "--version", "x"), "--version must be a version number")
+
+def test_interrupted_operations_finished_by_the_same_explicit_move_only(store, expected):
+    "Killed mid-way (operation tag still there): the explicit form of that move finishes it; a different move is refused."
+    uri, env, runs, d = store
+    c, name = client(uri), "retry-safe-interrupted"
+    do(name, runs, "r1", "p", "r2")
+    cli = lambda *a: run_cli(*a, "--name", name, env=env, cwd=d)
+    killed("promote", "--version", "2", "--name", name, at="promote.production", env=env, cwd=d)
+    one_line_error(cli("promote", "--version", "1"), "interrupted promote", "retry-safe: `loan-default promote --version 2`")
+    one_line_error(cli("rollback", "--from", "2"), "interrupted promote")
+    r = cli("promote", "--version", "2")
+    assert r.returncode == 0 and "@production -> version 2 (was 1)" in r.stdout, (r.stdout, r.stderr)
+    assert state(c, name) == expected["r1 p r2 p"]
+    killed("rollback", "--from", "2", "--name", name, at="rollback.production", env=env, cwd=d)
+    one_line_error(cli("rollback", "--from", "1"), "interrupted rollback", "retry-safe: `loan-default rollback --from 2`")
+    r = cli("rollback", "--from", "2")
+    assert r.returncode == 0 and "back to version 1 (was 2)" in r.stdout, (r.stdout, r.stderr)
+    assert state(c, name) == expected["r1 p r2 p b"]
+    r = cli("rollback", "--from", "2")
+    assert r.returncode == 0 and "nothing to do" in r.stdout and state(c, name) == expected["r1 p r2 p b"], r.stdout
