@@ -54,7 +54,7 @@ def test_bad_files_options_and_stores(files):
         (["train", "--data", d / "empty.csv", "--out", d / "t"], {"env": db}, ["empty"]),
         (["train", "--data", d / "good.csv", "--time-budget", "-1"], {}, None),
         (["register", "--run-id", "zzz"], {"env": db}, ["no run with id 'zzz'"]),
-        (["register", "--name", "bad/name"], {"env": db}, ["train a model first"]),
+        (["register", "--name", "bad/name"], {"env": db}, ["model name", "contains '/'"]),
         (["promote", "--name", "no-such-model"], {"env": db}, ["no registered model named 'no-such-model'"]),
         (["rollback", "--name", "no-such-model"], {"env": db}, ["no registered model named 'no-such-model'"]),
         (["promote"], {"env": down}, ["does not answer"]),
