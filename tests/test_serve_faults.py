@@ -210,20 +210,26 @@ def _half_sent(port: int) -> socket.socket:
               + b'{"data": [{"person_age": ')
     return s
 
+def _drain(socks, t0: float, wait_s: float) -> tuple[list[bytes], list[float]]:
+    "Read each stalled socket until the server closes it or `wait_s` after `t0` passes: (what each got, seconds to each close)."
+    answers, closed_at = [], []
+    for sock in socks:
+        sock.settimeout(max(0.1, t0 + wait_s - time.monotonic()))
+        data = b""
+        with contextlib.suppress(socket.timeout, ConnectionResetError):
+            while chunk := sock.recv(65536): data += chunk
+            closed_at.append(time.monotonic() - t0)                                      # recv returned b"": the server closed it
+        answers.append(data); sock.close()
+    return answers, closed_at
+
 def test_stalled_bodies_are_timed_out_and_closed(service, row):
     "100 connections send half a body and stall: each gets 408 and is closed within the body timeout (5 s by default), while normal requests go on."
     t0 = time.monotonic()
     socks = [_half_sent(service.port) for _ in range(100)]
     ok = send(service, row, "during-stall", 20)
     assert set(ok.values()) == {200}
-    answers, closed_at = [], []
-    for s in socks:
-        s.settimeout(max(0.1, t0 + 9 - time.monotonic()))
-        data = b""
-        with contextlib.suppress(socket.timeout, ConnectionResetError):
-            while chunk := s.recv(65536): data += chunk
-            closed_at.append(time.monotonic() - t0)                                      # recv returned b"": the server closed it
-        answers.append(data.split(b"\r\n", 1)[0]); s.close()
+    answers, closed_at = _drain(socks, t0, wait_s=9)
+    answers = [data.split(b"\r\n", 1)[0] for data in answers]
     print(f"\n100 stalled bodies: {len(closed_at)} closed by the server, the last after {max(closed_at, default=float('nan')):.1f} s")
     assert len(closed_at) == 100 and max(closed_at) < 8
     assert all(a.startswith(b"HTTP/1.1 408") for a in answers), set(answers)
@@ -316,14 +322,7 @@ def test_stalled_headers_are_timed_out_and_closed(registry, row, tmp_path):
         socks = [_half_head(s.port) for _ in range(200)]
         ok = send(s, row, "during-slow-heads", 10)
         assert set(ok.values()) == {200} and time.monotonic() - t0 < 2
-        closed, answers = [], []
-        for sock in socks:
-            sock.settimeout(max(0.1, t0 + 10 - time.monotonic()))
-            data = b""
-            with contextlib.suppress(socket.timeout, ConnectionResetError):
-                while chunk := sock.recv(65536): data += chunk
-                closed.append(time.monotonic() - t0)
-            answers.append(data); sock.close()
+        answers, closed = _drain(socks, t0, wait_s=10)
         print(f"\n200 stalled heads: {len(closed)} closed by the server, the last after {max(closed, default=float('nan')):.1f} s")
         assert len(closed) == 200 and max(closed) < 6
         assert all(a.startswith(b"HTTP/1.1 408") and b'"error":"header_timeout"' in a for a in answers), {a[:40] for a in answers}
