@@ -21,8 +21,8 @@ from mlflow.exceptions import MlflowException
 from .schema import COLUMN, FEATURES
 from .features import DERIVED_FEATURES, FACTORS, REASON_TEXT
 from .profile import profile_table
-from .registry import KIND_TAG, MODEL_URI_TAG, TRAINING, RegistryError, _quiet_downloads
-from .drift import render_template
+from .store import KIND_TAG, MODEL_URI_TAG, TRAINING, RegistryError, quiet_downloads
+from .render import render_template
 
 # %% ../nbs/11_model_card.ipynb #2b30aa16
 JSON_ARTIFACTS = {"metrics": "metrics.json", "calibration": "calibration.json", "profile": "reference_profile.json",
@@ -30,7 +30,7 @@ JSON_ARTIFACTS = {"metrics": "metrics.json", "calibration": "calibration.json", 
 
 def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict | None:
     "The JSON artifact `path` of run `run_id`, or None when the run has none."
-    with tempfile.TemporaryDirectory() as d, _quiet_downloads():
+    with tempfile.TemporaryDirectory() as d, quiet_downloads():
         try: return json.loads(Path(client.download_artifacts(run_id, path, d)).read_text())
         except (MlflowException, OSError): return None
 
@@ -52,7 +52,7 @@ def run_facts(client: MlflowClient, run_id: str) -> dict:
 def model_policy(model_uri: str) -> dict:
     "The logged model's own decision policy: threshold, candidate, calibration, and the reason factors it may and may not cite."
     try:
-        with _quiet_downloads(): model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+        with quiet_downloads(): model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
     except Exception as e: raise RegistryError(f"cannot load {model_uri}: {str(e).strip().splitlines()[0]}") from None
     citable = tuple(model.citable)
     return dict(threshold=float(model.threshold), candidate=model.candidate,
@@ -286,7 +286,7 @@ def _version_info(client: MlflowClient, name: str, version) -> tuple[str, dict]:
 
 def _plot_images(client: MlflowClient, run_id: str, names) -> dict:
     "{name: PNG bytes} of the run's `plots/<name>.png`."
-    with tempfile.TemporaryDirectory() as d, _quiet_downloads():
+    with tempfile.TemporaryDirectory() as d, quiet_downloads():
         return {n: Path(client.download_artifacts(run_id, f"plots/{n}.png", d)).read_bytes() for n in names}
 
 def model_card(ref, client: MlflowClient | None = None) -> ModelCard:

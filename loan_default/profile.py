@@ -11,15 +11,10 @@ import json
 from pathlib import Path
 import numpy as np, pandas as pd
 from .schema import COLUMN, FEATURES, TARGET, NUMERIC_FEATURES, CATEGORICAL_FEATURES, SchemaError, DataError
+from .render import json_float, write_json
 
 # %% ../nbs/06b_profile.ipynb #5d02f4e3
 PROFILE_VERSION = 1
-
-def _float(x) -> float | None:
-    "`x` as a plain float, or None when it is missing or not finite."
-    if x is None or pd.isna(x): return None
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 def _floats(xs) -> list[float]:
     "A list of plain floats."
@@ -63,8 +58,8 @@ def _numeric_entry(values, n_bins: int) -> dict:
     finite = x[np.isfinite(x)]
     return dict(kind="numeric", edges=_floats(edges), proportions=_floats(counts[:-1] / max(present, 1)),
                 missing_rate=float(counts[-1] / len(x)),
-                min=_float(finite.min()) if len(finite) else None, max=_float(finite.max()) if len(finite) else None,
-                mean=_float(finite.mean()) if len(finite) else None, std=_float(finite.std(ddof=1)) if len(finite) > 1 else None)
+                min=json_float(finite.min()) if len(finite) else None, max=json_float(finite.max()) if len(finite) else None,
+                mean=json_float(finite.mean()) if len(finite) else None, std=json_float(finite.std(ddof=1)) if len(finite) > 1 else None)
 
 # %% ../nbs/06b_profile.ipynb #fcb716f9
 def _categories_seen(labels: pd.Series, name: str | None = None) -> list[str]:
@@ -121,7 +116,7 @@ def _check_frame(df: pd.DataFrame, n_bins: int) -> None:
 
 def _default_rate(df: pd.DataFrame) -> float | None:
     "Share of the labeled rows that defaulted, or None without labels."
-    return _float(df[TARGET].astype("float64").mean()) if TARGET in df else None
+    return json_float(df[TARGET].astype("float64").mean()) if TARGET in df else None
 
 def _default_probabilities(scores) -> np.ndarray:
     "The probability of default per row: `scores` itself, or the last column of a `predict_proba`-style (n, 2) matrix."
@@ -144,11 +139,8 @@ def reference_profile(df: pd.DataFrame, scores: np.ndarray | None = None, n_bins
 
 # %% ../nbs/06b_profile.ipynb #359ab46c
 def save_profile(profile: dict, path) -> Path:
-    "Write `profile` as indented JSON to `path` (creating its folder); return the path."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(profile, indent=2, allow_nan=False) + "\n")
-    return path
+    "Write `profile` as indented JSON to `path` at once (`render.write_json`), creating its folder; return the path."
+    return write_json(profile, path)
 
 def load_profile(path) -> dict:
     "Read a profile written by `save_profile`; `DataError` for a file that is not one, or another version of the layout."

@@ -6,19 +6,13 @@
 __all__ = ['QUANTILES', 'dataset_stats', 'write_stats', 'stats_tables', 'plot_stats']
 
 # %% ../nbs/04_stats.ipynb #23d97eb4
-import json, os, uuid
 from pathlib import Path
 import numpy as np, pandas as pd
 from matplotlib.figure import Figure
 from .schema import COLUMN, COLUMNS, TARGET, NUMERIC_FEATURES, CATEGORICAL_FEATURES, DataError
+from .render import json_float, write_json
 
 # %% ../nbs/04_stats.ipynb #dea6f074
-def _float(x) -> float | None:
-    "`x` as a plain float, or None when it is missing or not finite."
-    if x is None or pd.isna(x): return None
-    x = float(x)
-    return x if np.isfinite(x) else None
-
 def _share(part, whole) -> float | None:
     "`part / whole` as a plain float, or None when `whole` is 0."
     return float(part) / float(whole) if whole else None
@@ -42,8 +36,8 @@ def _numeric_columns(num: pd.DataFrame, quantiles=QUANTILES) -> dict:
                                 skew=num.skew(), kurtosis=num.kurt()))
     qs = num.quantile(list(quantiles)) if len(quantiles) else None
     return {c: dict(kind=COLUMN[c].kind, missing=int(missing[c]), missing_share=_share(missing[c], rows),
-                    distinct=int(distinct[c]), **{k: _float(v) for k, v in moments.loc[c].items()},
-                    quantiles={_quantile_key(q): _float(qs.at[q, c]) for q in quantiles})
+                    distinct=int(distinct[c]), **{k: json_float(v) for k, v in moments.loc[c].items()},
+                    quantiles={_quantile_key(q): json_float(qs.at[q, c]) for q in quantiles})
             for c in num.columns}
 
 # %% ../nbs/04_stats.ipynb #9fc2d99e
@@ -66,7 +60,7 @@ def _quartile_edges(x: np.ndarray) -> np.ndarray:
     return np.repeat(edges, 2) if len(edges) == 1 else edges
 
 def _rate_bin(label: str, lo, hi, rows, defaults) -> dict:
-    return dict(bin=label, lo=_float(lo), hi=_float(hi), rows=int(rows), default_rate=_share(defaults, rows))
+    return dict(bin=label, lo=json_float(lo), hi=json_float(hi), rows=int(rows), default_rate=_share(defaults, rows))
 
 def _rate_by_quartile(x: np.ndarray, y: np.ndarray) -> list[dict]:
     "Rows and default rate per quartile bin of `x` (labels `y` are 0/1), plus a `missing` bin when values are missing."
@@ -94,7 +88,7 @@ def _target_stats(df: pd.DataFrame) -> dict | None:
     labeled = y.notna().to_numpy()
     if not labeled.any(): return None
     d, y = df.loc[labeled], y[labeled]
-    return dict(rows=int(labeled.sum()), defaults=int(y.sum()), rate=_float(y.mean()),
+    return dict(rows=int(labeled.sum()), defaults=int(y.sum()), rate=json_float(y.mean()),
                 by_category={c: _rate_by_category(d[c], y) for c in CATEGORICAL_FEATURES if c in d},
                 by_quartile={c: _rate_by_quartile(d[c].to_numpy("float64"), y.to_numpy())
                              for c in NUMERIC_FEATURES if c in d})
@@ -109,23 +103,9 @@ def dataset_stats(df: pd.DataFrame, quantiles=QUANTILES) -> dict:
     return stats
 
 # %% ../nbs/04_stats.ipynb #3caa133e
-def _replaceable(path: Path) -> None:
-    "`DataError` unless `path` is absent or a JSON file (so a data file given as the output is never destroyed)."
-    if path.is_dir(): raise DataError(f"{path} is a folder, not a JSON file")
-    if not path.exists(): return
-    with open(path, "rb") as f: head = f.read(64).lstrip()
-    if head and not head.startswith(b"{"): raise DataError(f"refusing to replace {path}: it is not a JSON file (the input?)")
-
 def write_stats(stats: dict, path) -> Path:
-    "Write `stats` as indented JSON to `path` at once (a temporary file, then a rename), creating its folder; return the path."
-    path = Path(path); _replaceable(path)
-    text = json.dumps(stats, indent=2, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try: path.parent.mkdir(parents=True, exist_ok=True); tmp.write_text(text); os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"cannot write {path}: {e.strerror or e}") from None
-    return path
+    "Write `stats` as indented JSON to `path` at once, creating its folder; only a JSON file is ever replaced. Returns the path."
+    return write_json(stats, path)
 
 # %% ../nbs/04_stats.ipynb #ba9efa67
 def _numeric_table(stats: dict) -> pd.DataFrame:
