@@ -4,8 +4,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# the job notebooks ship inside the package (papermill runs them from any working folder)
-JOBS_COPY = mkdir -p loan_default/jobs && cp nbs/jobs/*.ipynb loan_default/jobs/
 
 .PHONY: run test install install-spark export check-sync docs lab lock
 
@@ -37,15 +35,15 @@ export: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/python tools/readme.py
 	$(BIN)/nbdev_clean
-	$(JOBS_COPY)
 
-## make check-sync: fail when nbdev_export, nbdev_clean or the README would change a tracked file
+## make check-sync: fail when nbdev_export, nbdev_clean or the README would change a tracked file, or a build's copy
+## of the job notebooks (loan_default/jobs, made by setup.py from nbs/jobs) is tracked
 check-sync: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
 	$(BIN)/python tools/readme.py
-	$(JOBS_COPY)
 	@git diff --exit-code --stat -- . || (echo "generated files are out of date: run 'make export' and commit" >&2; exit 1)
+	@test -z "$$(git ls-files loan_default/jobs)" || (echo "loan_default/jobs is a build's copy of nbs/jobs: git rm --cached it" >&2; exit 1)
 
 ## make docs: the docs site from the notebooks into _site/, offline (tools/docs.py: nbdev's processing + MkDocs)
 docs: $(STAMP)

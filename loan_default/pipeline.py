@@ -10,7 +10,7 @@ import json, os, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import loan_default
-from .config import Settings, get_settings
+from .config import Settings, get_settings, resolved
 from .schema import DataError
 from .synth import write_synthetic
 
@@ -39,8 +39,10 @@ class JobError(DataError):
     "A job notebook failed: the message names the job and the reason, in one line."
 
 def jobs_dir() -> Path:
-    "Where the job notebooks are: inside the installed package."
-    return Path(loan_default.__file__).resolve().parent / "jobs"
+    "Where the job notebooks are: `nbs/jobs` of the checkout the package runs from (editable install), else the copy a build put in the package."
+    package = Path(loan_default.__file__).resolve().parent
+    checkout = package.parent / "nbs" / "jobs"
+    return checkout if checkout.is_dir() else package / "jobs"
 
 def job_path(name: str) -> Path:
     "The notebook of job `name`, or `JobError` naming the jobs there are."
@@ -103,7 +105,7 @@ def new_run_dir(root) -> Path:
 
 def _gates(s: Settings, synthetic: bool) -> dict:
     "The register job's minimums: the configured ones, or the synthetic-data ones when the pipeline generated its data."
-    return dict(min_f1=s.synthetic_min_f1, min_roc_auc=s.synthetic_min_roc_auc) if synthetic else dict(min_f1=None, min_roc_auc=None)
+    return dict(min_f1=s.synthetic_min_f1, min_roc_auc=s.synthetic_min_roc_auc) if synthetic else dict(min_f1=s.min_f1, min_roc_auc=s.min_roc_auc)
 
 def _job_params(run_dir: Path, data_path: Path, time_budget_s, seed, model_name, gates: dict) -> dict:
     return dict(validate=dict(data_path=str(data_path), out_dir=str(run_dir / "validation")),
@@ -125,14 +127,14 @@ def _log_notebooks(run_dir: Path, notebooks: list) -> None:
 def run_pipeline(data=None, out=None, settings: Settings | None = None, time_budget_s: float | None = None,
                  seed: int | None = None, model_name: str | None = None, progress: bool = False, say=print) -> PipelineRun:
     "Validate, describe, train and register: the job notebooks in order, executed into a new run folder."
-    s = settings or get_settings()
+    s = resolved(settings, time_budget_s=time_budget_s, seed=seed, model_name=model_name)
     path = resolve_data(data, s, say)
     run_dir = Path(out) if out else new_run_dir(s.runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     synthetic = data is None and path != s.data_path
     if synthetic: say(f"synthetic data: registration gates F1 >= {s.synthetic_min_f1:g}, ROC AUC >= {s.synthetic_min_roc_auc:g} "
                       "(LD_SYNTHETIC_MIN_*; the real file is held to LD_MIN_F1 and LD_MIN_ROC_AUC)")
-    params = _job_params(run_dir.resolve(), path.resolve(), time_budget_s, seed, model_name, _gates(s, synthetic))
+    params = _job_params(run_dir.resolve(), path.resolve(), s.time_budget_s, s.seed, s.model_name, _gates(s, synthetic))
     run = PipelineRun(run_dir, path)
     try:
         for name in JOBS:
