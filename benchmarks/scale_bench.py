@@ -46,7 +46,7 @@ def main():
     folder = a.keep or Path(tempfile.mkdtemp(prefix="scale-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     from loan_default.synth import synthesize
-    from loan_default import scale
+    from loan_default import scale, drift_spark
     from loan_default.drift import drift_command
     setup_model(folder)
     base = synthesize(min(max(a.rows), 1_000_000), seed=5, dirty=False)
@@ -67,7 +67,7 @@ def main():
                 for engine in ("pandas", "spark"):
                     t = time.perf_counter()
                     if engine == "pandas": drift_command(current=path, out=folder / "drift_p", log=False)
-                    else: scale.drift_command_spark(path, out=folder / "drift_s", spark=spark, log=False)
+                    else: drift_spark.drift_command_spark(path, out=folder / "drift_s", spark=spark, log=False)
                     s = time.perf_counter() - t
                     results.append(dict(task="drift", input=kind, engine=engine, rows=n, seconds=s, rows_per_s=n / s))
                     print(f"drift {kind:7s} {engine:6s} {n:>10,} rows: {s:7.1f} s  {n / s:>10,.0f} rows/s", flush=True)

@@ -217,7 +217,7 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
               profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, fail_on=fail_on, log=not no_log,
               experiment=experiment)
     if engine == "spark":
-        from loan_default.scale import drift_command_spark
+        from loan_default.drift_spark import drift_command_spark
         if from_store is not None: raise DataError("--from-store reads the prediction store with the pandas engine: drop --engine spark")
         res = drift_command_spark(**kw, master=master)
     else:
