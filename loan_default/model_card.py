@@ -230,6 +230,7 @@ def to_markdown(title: str, sections: list[Section]) -> str:
         if s.rows: parts.append(_md_table(s.columns, s.rows))
     return "\n\n".join(parts) + "\n"
 
+# %% ../nbs/11_model_card.ipynb #64d5e9d8
 _TOKEN = re.compile(r"\\(.)|(`+) ?(.+?) ?\2(?!`)|\*\*(.+?)\*\*", re.S)
 
 def _inline(s) -> Markup:
@@ -244,6 +245,7 @@ def _inline(s) -> Markup:
     out.append(escape(s[pos:]))
     return Markup("").join(out)
 
+# %% ../nbs/11_model_card.ipynb #baa78269
 def _images(images: dict | None) -> list[dict]:
     return [dict(name=n, caption=n.replace("_", " "), data=base64.b64encode(b).decode()) for n, b in (images or {}).items()]
 
@@ -278,6 +280,7 @@ class ModelCard:
     def _repr_html_(self) -> str: return to_html(self.title, self.sections, self.images)
     def __repr__(self) -> str: return f"ModelCard({self.title!r}, run_id={self.run_id!r}, {len(self.sections)} sections, plots={list(self.images)})"
 
+# %% ../nbs/11_model_card.ipynb #3a487871
 def _version_info(client: MlflowClient, name: str, version) -> tuple[str, dict]:
     "(run id, tags) of version `version` of `name`."
     try: v = client.get_model_version(name, str(version))

@@ -139,6 +139,7 @@ def check_model_name(name: str) -> str:
         raise RegistryError(f"model name {name!r} {why}: use letters, digits, spaces inside, '-', '_' or '.'")
     return name
 
+# %% ../nbs/07_registry.ipynb #bfe5b57c
 def _model(client: MlflowClient, name: str):
     "Registered model `name`, or None when there is no such model."
     try: return client.get_registered_model(name)
@@ -157,6 +158,7 @@ def resolve_version(name: str, version: str | None = None, alias: str | None = "
         detail = f" ({first_line(e)})" if version is not None and not not_found(e) else ""   # e.g. not a number
         raise RegistryError(f"registered model '{name}' has no {what}{detail}") from None
 
+# %% ../nbs/07_registry.ipynb #45326b19
 def load_version(name: str, version: str | None = None, alias: str | None = "production"):
     "(the `ModelVersion`, its loaded pyfunc); `RegistryError` when it does not exist or when its model cannot be loaded."
     _check_uris()
@@ -200,6 +202,7 @@ class Registration:
     @property
     def staged(self) -> bool: return self.superseded_by is None
 
+# %% ../nbs/07_registry.ipynb #cb0c7997
 def _version_of_run(client: MlflowClient, name: str, run_id: str):
     "The registered version of `name` made from `run_id`, or None."
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
@@ -209,10 +212,12 @@ def _aliases(client: MlflowClient, name: str) -> dict[str, str] | None:
     "The aliases of registered model `name` ({alias: version}), or None when there is no such model."
     return None if (m := _model(client, name)) is None else {a: str(v) for a, v in m.aliases.items()}
 
+# %% ../nbs/07_registry.ipynb #b9c62a24
 def _check_limits(**limits) -> None:
     for k, v in limits.items():
         if not 0 <= v <= 1: raise RegistryError(f"{k} must be between 0 and 1 (got {v})")
 
+# %% ../nbs/07_registry.ipynb #5e2c4734
 def _gates(client: MlflowClient, run, name: str, min_f1: float, min_roc_auc: float, tolerance: float) -> GateResult:
     "Evaluate the gates for `run`, scoring @production and the challenger on the challenger's split when there is one."
     m = run.data.metrics
@@ -302,6 +307,7 @@ def _exists(client: MlflowClient, name: str, version: str) -> bool:
         if not_found(e): return False
         raise
 
+# %% ../nbs/07_registry.ipynb #528a6380
 @contextmanager
 def _exclusive(name: str):
     "One register/promote/rollback of `name` at a time on this machine (others wait): their steps must not interleave."
@@ -310,12 +316,14 @@ def _exclusive(name: str):
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
+# %% ../nbs/07_registry.ipynb #d1a7b621
 def _unfinished(name: str, op) -> RegistryError:
     kind, to, frm = op
     safe = f"--version {to}" if kind == "promote" else f"--from {frm}"
     return RegistryError(f"an interrupted {kind} of '{name}' (@production {frm or 'unset'} -> version {to}) is not finished: "
                          f"run `loan-default {kind}` again to complete it (retry-safe: `loan-default {kind} {safe}`)")
 
+# %% ../nbs/07_registry.ipynb #e9a06923
 def register(run_id: str | None = None, name: str = "loan-default", experiment: str = "loan-default",
              min_f1: float = 0.80, min_roc_auc: float = 0.90, tolerance: float = 0.0) -> Registration:
     "Register training run `run_id` (default: the latest in `experiment`) as a version of `name` and set @staging, if it passes the gates."
@@ -454,6 +462,7 @@ def _rolled_back_already(client: MlflowClient, name: str, aliases: dict, frm: st
     raise RegistryError(f"refused to roll back '{name}' from version {frm}: @production is {_v(production)}, neither version {frm} "
                         f"nor the version recorded before it ({_v(before) if before else 'none recorded'})")
 
+# %% ../nbs/07_registry.ipynb #25d6c703
 def rollback(name: str = "loan-default", from_version: str | int | None = None) -> Moved:
     "Point @production back at the version the current one replaced; with `from_version`, only from that one (done already: `already`)."
     check_model_name(name); _check_uris()

@@ -116,10 +116,7 @@ class Rule:
     severity: str = "reject"   # 'reject' (quarantine the row) or 'warn' (count it, keep the row)
     columns: tuple = ()
 
-WORK_START_AGE = 14
-PERCENT_INCOME_TOLERANCE = 0.10
-PERCENT_INCOME_ROUNDING = 0.01
-
+# %% ../nbs/01_schema.ipynb #868869f1
 def _col(t, name): return t[name] if name in t else pd.Series(np.nan, index=t.index)
 
 def _column_rules(c: Column) -> list[Rule]:
@@ -132,6 +129,11 @@ def _column_rules(c: Column) -> list[Rule]:
         rules.append(Rule(f"range:{n}", f"{n} is outside {c.min:g} to {c.max:g}",
                           lambda t, n=n, lo=c.min, hi=c.max: _col(t, n).notna() & ~_col(t, n).between(lo, hi), columns=(n,)))
     return rules
+
+# %% ../nbs/01_schema.ipynb #e750bd01
+WORK_START_AGE = 14
+PERCENT_INCOME_TOLERANCE = 0.10
+PERCENT_INCOME_ROUNDING = 0.01
 
 def _percent_gap(t): return (t["loan_percent_income"] - t["loan_amnt"] / t["person_income"]).abs()
 
@@ -148,9 +150,11 @@ CROSS_RULES = [
          columns=("loan_percent_income", "loan_amnt", "person_income")),
 ]
 
+# %% ../nbs/01_schema.ipynb #f63aab8e
 def type_rule(name: str) -> str: return f"type:{name}"
 
 RULES = [r for c in COLUMNS for r in _column_rules(c)] + CROSS_RULES
+
 RULE = {r.name: r for r in RULES} | {type_rule(c.name): Rule(type_rule(c.name), f"{c.name} is not a{'' if c.kind == 'float' else ' whole'} number",
                                                       None, columns=(c.name,)) for c in COLUMNS if c.numeric}
 

@@ -148,6 +148,7 @@ def _bins(x: np.ndarray, span: tuple[float, float] | None):
     if span is None or span[1] - span[0] > 60 or not np.array_equal(x, np.round(x)): return 30
     return np.arange(np.floor(span[0]) - 0.5, np.ceil(span[1]) + 1)
 
+# %% ../nbs/04_stats.ipynb #9a1ae579
 def _plot_histogram(ax, s: pd.Series, stats: dict):
     x = s.to_numpy("float64")
     x = x[np.isfinite(x)]
@@ -156,6 +157,7 @@ def _plot_histogram(ax, s: pd.Series, stats: dict):
     ax.set_title(s.name, fontsize=10)
     ax.set_xlabel(COLUMN[s.name].unit, fontsize=8)
 
+# %% ../nbs/04_stats.ipynb #e60ef0aa
 def _ordered(name: str, keys) -> list[str]:
     "`keys` in the contract's order of categories, any others after them."
     known = [k for k in COLUMN[name].categories if k in keys]
@@ -178,6 +180,7 @@ def _plot_categories(ax, name: str, stats: dict):
     ax.tick_params(labelsize=7)
     ax.set_title(name, fontsize=10)
 
+# %% ../nbs/04_stats.ipynb #8be38b0f
 def plot_stats(df: pd.DataFrame, stats: dict | None = None, ncols: int = 4) -> Figure:
     "Histograms of the numeric features (p01 to p99) and default rate (or share) by category, as one figure."
     stats = stats if stats is not None else dataset_stats(df)

@@ -288,6 +288,7 @@ def feature_importance(model: CreditModel, X=None) -> pd.DataFrame:
         out["mean_abs_contribution"] = contributions(model.pipeline, X).abs().mean().to_numpy()
     return out.sort_values("gain_share", ascending=False, ignore_index=True)
 
+# %% ../nbs/06_train.ipynb #84c24660
 def _fig(w=5.0, h=4.0):
     fig = Figure(figsize=(w, h), layout="constrained")
     return fig, fig.subplots()
@@ -340,6 +341,7 @@ class TrainResult:
     refit: bool = True
     seconds: float = 0.0
 
+# %% ../nbs/06_train.ipynb #81267c0f
 def _fit_pipeline(candidate, params, n_trees, df, seed):
     return credit_pipeline(make_classifier(candidate, params, n_estimators=n_trees, seed=seed)).fit(df[FEATURES], df[TARGET].to_numpy())
 
