@@ -2,22 +2,38 @@
 probability_of_default, scored_at, no outcomes yet): PSI for every feature and the score, data quality, the p-chart and
 the expected performance, i.e. `drift_report` without writing files. The issue's figure: <= 3 s for 1M rows, linear.
 
-    .venv/bin/python benchmarks/drift_bench.py [--rows 100000 1000000 5000000] [--repeat 3] [--with-outcomes]
-                                               [--evidently /tmp/evidently-venv/bin/python]
+    .venv/bin/python benchmarks/drift_bench.py --tracking-uri sqlite:////tmp/ld-real/mlflow.db [--rows 100000 1000000 5000000]
+                                               [--repeat 3] [--with-outcomes] [--evidently /tmp/evidently-venv/bin/python]
 
-`--evidently PYTHON` also times Evidently's `DataDriftPreset(method="psi")` on the same reference rows (30,000) and
-current rows, in its own interpreter (Evidently 0.7 needs pandas<3: see NOTES.md), and prints the ratio of its time
-to ours. Evidently bins numeric columns on the pooled data (Sturges), so only its categorical PSI is comparable.
+The model is the one users get (see real_model.py): `loan-default` @production as `loan-default pipeline` trains it on
+the real file; without --tracking-uri it is trained once into a cache folder. The report is measured against that
+version's own reference profile (its `reference_profile.json`) and its threshold. The current rows are synthetic
+(`loan_default.synth`, dirty, at most 1M generated once and tiled), scored once by that model.
 
-Rows are synthetic (`loan_default.synth`, 1M generated once and tiled); scores are the generator's true default
-probabilities, so the reference profile is built as training builds one.
+`--evidently PYTHON` also times Evidently's `DataDriftPreset(method="psi")` in its own interpreter (Evidently 0.7 needs
+pandas<3: see NOTES.md), on 30,000 rows of the real file (scored by the model) as its reference and the same current
+rows, and prints the ratio of its time to ours. Evidently bins numeric columns on the pooled data (Sturges), and our
+reference is the model's training split rather than those rows: only categorical PSI is roughly comparable.
 """
 import argparse, json, subprocess, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from loan_default.drift import drift_report, feature_counts, psi_table, quality_table, p_chart, chunks_by_size, default_chunk_size, Thresholds
-from loan_default.profile import reference_profile
-from loan_default.synth import synthesize, _default_chance
+from loan_default.profile import load_profile
+from loan_default.schema import FEATURES
+from loan_default.synth import synthesize
+from real_model import add_arguments, describe_version, model_registry, production_version
+
+def registered_model(uri: str, name: str, alias: str):
+    "(the version's model, with `predict_proba` and `threshold`; its reference profile), from the registry at `uri`."
+    import mlflow
+    from mlflow import MlflowClient
+    from loan_default.store import quiet_downloads
+    mv = production_version(uri, name, alias)
+    with tempfile.TemporaryDirectory() as d, quiet_downloads():
+        profile = load_profile(MlflowClient(tracking_uri=uri, registry_uri=uri).download_artifacts(mv.run_id, "reference_profile.json", d))
+    mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+    with quiet_downloads(): return mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}").unwrap_python_model().model, profile
 
 def scored_rows(n: int, base: pd.DataFrame) -> pd.DataFrame:
     "`n` rows tiled from `base`, with scores and one prediction a second."
@@ -63,25 +79,30 @@ def evidently_psi(python: str, ref: pd.DataFrame, cur: pd.DataFrame) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--with-outcomes", action="store_true", help="keep loan_status: adds bootstrap performance per chunk")
     ap.add_argument("--evidently", metavar="PYTHON", default=None, help="an interpreter with evidently 0.7 and pandas<3")
     a = ap.parse_args()
-    ref = synthesize(30_000, seed=0, dirty=False)
-    ref = ref.assign(probability_of_default=_default_chance(ref))
-    profile = reference_profile(ref, ref["probability_of_default"])
+    uri = model_registry(a)
+    print(describe_version(uri, a.name, a.alias), flush=True)
+    model, profile = registered_model(uri, a.name, a.alias)
     start = time.perf_counter()
     base = synthesize(min(max(a.rows), 1_000_000), seed=1, dirty=True)
-    base = base.assign(probability_of_default=_default_chance(base.fillna({"loan_int_rate": 12.0, "person_emp_length": 4.0})))
+    generated = time.perf_counter() - start
+    base = base.assign(probability_of_default=model.predict_proba(base[FEATURES]))
     if not a.with_outcomes: base = base.drop(columns="loan_status")
-    print(f"generated {len(base):,} base rows in {time.perf_counter() - start:.1f} s; best of {a.repeat}")
+    print(f"generated {len(base):,} base rows in {generated:.1f} s, scored by the model in {time.perf_counter() - start - generated:.1f} s; "
+          f"threshold {model.threshold:.3f}; best of {a.repeat}")
+    ref = pd.read_csv(a.data).sample(30_000, random_state=0) if a.evidently else None
+    if ref is not None: ref = ref.assign(probability_of_default=model.predict_proba(ref[FEATURES]))
     print(f"{'rows':>10} {'report s':>9} {'us/row':>7} {'PSI+DQ s':>9} {'p-chart s':>9}  status")
     th = Thresholds()
     for n in a.rows:
         df = scored_rows(n, base)
         report = {}
-        def run(): report.update(drift_report(df, profile, threshold=0.4, th=th))
+        def run(): report.update(drift_report(df, profile, threshold=model.threshold, th=th))
         total = best_of(run, a.repeat)
         X = df
         psi_dq = best_of(lambda: quality_table(profile, X, c := feature_counts(profile, X, X["probability_of_default"]), th) is not None

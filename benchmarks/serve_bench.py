@@ -1,7 +1,12 @@
 """Figures for the prediction service, beside `mlflow models serve` on the same registered model version.
 
-    .venv/bin/python benchmarks/serve_bench.py                 # trains a small model into a temporary registry
-    .venv/bin/python benchmarks/serve_bench.py --tracking-uri sqlite:////path/mlflow.db --name loan-default
+    .venv/bin/python benchmarks/serve_bench.py --tracking-uri sqlite:////tmp/ld-real/mlflow.db    # a registry you have
+    .venv/bin/python benchmarks/serve_bench.py                 # the model `loan-default pipeline` trains on the real file
+
+The model measured is the one users get: `loan-default` @production as `loan-default pipeline` trains it on
+../shared/data/credit_risk_dataset.csv (hundreds of trees; a toy model would hide what reasons and scoring cost).
+Without --tracking-uri, that model is trained once into a cache folder (--cache, default ~/.cache/loan-default/bench)
+and promoted; later runs reuse it. The run prints which version, run and data it measured.
 
 Both servers run one uvicorn worker on loopback and are measured one after the other in the same run, with the same
 single-row requests at the same concurrency. Ours answers with reasons and writes every row to its prediction log
@@ -17,10 +22,12 @@ req/s, p50 and p99 for each, with the machine's load average (the figures are on
 
 `run_load` is the load generator the tests in tests/test_serve.py use too.
 """
-import argparse, asyncio, json, os, signal, subprocess, sys, tempfile, time
+import argparse, asyncio, json, os, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
+from procs import free_port, stop, wait_for
+from real_model import add_arguments, describe_version, model_registry, production_version
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -82,37 +89,15 @@ def single_row_bodies(n: int = 2000, seed: int = 11, wrap=lambda rows: {"data": 
     rows = json.loads(synthesize(n, seed=seed, dirty=False)[FEATURES].to_json(orient="records"))
     return [json.dumps(wrap([r])).encode() for r in rows]
 
-def wait_http(url: str, timeout: float = 120, proc=None) -> None:
-    import requests
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None: raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            if requests.get(url, timeout=2).status_code == 200: return
-        except requests.RequestException: pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
 def start(cmd: list, env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try: proc.wait(timeout=20)
-        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
 
 def service_command(host: str, port: int) -> list:
     "How the tests and this script start the service: the console script the Dockerfile runs."
     return [str(Path(sys.executable).parent / "loan-default"), "serve", "--host", host, "--port", str(port)]
 
 def train_registered(folder: Path, name: str, seeds=(1,), rows: int = 3000, time_budget_s: float = 3) -> str:
-    "Train on synthetic data and register one version per seed in the registry of MLFLOW_TRACKING_URI; @production -> the first. Returns its version."
+    "For tests that need a model in seconds, not for figures: train on synthetic data and register one version per seed in the registry of MLFLOW_TRACKING_URI; @production -> the first. Returns its version."
     import mlflow
     from loan_default.synth import synthesize
     from loan_default.train import train_model
@@ -145,7 +130,7 @@ def sync_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round:
         servers[mode] = (start(service_command("127.0.0.1", port), env, tmp / f"ours-{mode.lower()}.log"), f"http://127.0.0.1:{port}")
     key, out = {"X-API-Key": "bench-key"}, {m: [] for m in servers}
     try:
-        for proc, url in servers.values(): wait_http(f"{url}/ready", proc=proc)
+        for proc, url in servers.values(): wait_for(f"{url}/ready", timeout=120, proc=proc)
         for mode, (_, url) in servers.items(): run_load(f"{url}/predict", unique_id_bodies(500, f"warm-{mode}"), concurrency, n=500, headers=key)
         for r in range(rounds):
             for mode, (_, url) in servers.items():
@@ -158,9 +143,7 @@ def sync_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tracking-uri", help="registry holding the model (default: a temporary one with a model trained here)")
-    ap.add_argument("--name", default="loan-default-bench")
-    ap.add_argument("--alias", default="production")
+    add_arguments(ap)
     ap.add_argument("--requests", type=int, default=4000, help="single-row requests per server")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--big-requests", type=int, default=20, help="1,000-row requests")
@@ -170,15 +153,11 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    uri = a.tracking_uri or f"sqlite:///{tmp}/mlflow.db"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    if not a.tracking_uri:
-        print(f"training a model on synthetic data into {uri} ...", flush=True)
-        train_registered(tmp, a.name)
-    from mlflow import MlflowClient
-    version = MlflowClient().get_model_version_by_alias(a.name, a.alias).version
-    print(f"model {a.name} version {version} (@{a.alias})")
+    uri = model_registry(a)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    print(describe_version(uri, a.name, a.alias), flush=True)
+    version = production_version(uri, a.name, a.alias).version
     if a.sync_compare:
         load_before = os.getloadavg()
         res = sync_compare(uri, a.name, a.alias, tmp, a.requests, a.rounds, a.concurrency)
@@ -198,8 +177,8 @@ def main(argv=None) -> int:
                     "-p", str(theirs_port), "-w", "1", "--env-manager", "local"],
                    {"MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}, tmp / "mlflow.log")
     try:
-        wait_http(f"http://127.0.0.1:{ours_port}/ready", proc=ours)
-        wait_http(f"http://127.0.0.1:{theirs_port}/ping", proc=theirs)
+        wait_for(f"http://127.0.0.1:{ours_port}/ready", timeout=120, proc=ours)
+        wait_for(f"http://127.0.0.1:{theirs_port}/ping", timeout=120, proc=theirs)
         key = {"X-API-Key": "bench-key"}
         ours_bodies = single_row_bodies()
         theirs_bodies = single_row_bodies(wrap=lambda rows: {"dataframe_records": rows})

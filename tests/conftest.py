@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from procs import free_port, wait_for, stop   # one home for starting and stopping servers: the benchmarks use them too
 REAL_DATA = ROOT.parent / "shared" / "data" / "credit_risk_dataset.csv"
 CLI = Path(sys.executable).parent / "loan-default"
 
@@ -55,33 +57,6 @@ def synthetic_csv(tmp_path_factory) -> Path:
 
 # Synthetic data tops out near 0.9 ROC AUC: tests on it lower the registration minimums; the real data meets the defaults.
 SYNTHETIC_GATES = {"LD_MIN_F1": "0.3", "LD_MIN_ROC_AUC": "0.7"}
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
-def wait_for(url: str, timeout: float = 60, proc=None):
-    "Poll `url` until it answers 200, failing early if `proc` died."
-    import time, requests
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None: raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            if requests.get(url, timeout=2).status_code == 200: return
-        except requests.RequestException: pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-def stop(proc):
-    "Stop a process we started, by its PID (its whole process group), and wait for it."
-    import signal
-    if proc.poll() is None:
-        try: os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError: return
-        try: proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL); proc.wait()
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
