@@ -2,7 +2,7 @@
 #   docker build -t loan-default-serve .
 #   docker run -p 8000:8000 -e MLFLOW_TRACKING_URI=http://mlflow:5000 -e LD_API_KEYS=... -e LD_ADMIN_KEY=... \
 #              -v loan-default-data:/data loan-default-serve
-# Settings are the LD_* environment variables documented in the notebook (LD_MODEL_NAME, LD_SERVE_ALIAS,
+# Settings are the LD_* environment variables of config.Settings, in the README's one table (LD_MODEL_NAME, LD_SERVE_ALIAS,
 # LD_SERVE_POLL_S, LD_PREDICTION_STORE, ...). The tests start the same command directly (tests/test_serve.py).
 FROM python:3.11-slim
 

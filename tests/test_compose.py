@@ -91,8 +91,7 @@ POSTGRES_IMAGE_VARIABLES = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB",
 
 def _ld_variables() -> set[str]:
     from loan_default.config import Settings
-    from loan_default.serve import ServeSettings
-    return {f"LD_{n.upper()}" for s in (Settings, ServeSettings) for n in s.model_fields}
+    return {f"LD_{n.upper()}" for n in Settings.model_fields}
 
 def _mlflow_reads(name: str) -> bool:
     "True when MLflow defines `name` among its environment variables (mlflow.environment_variables)."

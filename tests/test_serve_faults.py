@@ -376,23 +376,26 @@ def test_outcome_times_in_utc_and_strict_status(service, row):
 
 # ---------------------------------------------------------------- class 8, continued: a version that loads but cannot score; the alias deleted
 UNSCORABLE = """
-import mlflow
+import json, sys, mlflow
+from loan_default.inference import LoanDefaultModel, Scorer, carried_rows, self_check
 class Unscorable:
     threshold, calibrator, citable, pipeline = 0.5, None, None, []
     def predict_proba(self, X): raise RuntimeError("cannot score")
     def explain(self, X, top_k=3): raise RuntimeError("cannot score")
-class Wrapper(mlflow.pyfunc.PythonModel):
-    def __init__(self): self.model = Unscorable()
-    def predict(self, context, model_input, params=None): return [0] * len(model_input)
+class Wrapper(LoanDefaultModel):
+    "The project's pyfunc, its CreditModel one that raises: its load self-checks it on the rows it carries, as every version's does."
+    def load_context(self, context): self.model = Unscorable(); self.scorer = self_check(Scorer(self.model), carried_rows(context.artifacts))
+open("check_rows.json", "w").write(json.dumps({"rows": [json.loads(sys.argv[1])]}))
 with mlflow.start_run():
-    info = mlflow.pyfunc.log_model(name="model", python_model=Wrapper(), registered_model_name=%r, pip_requirements=["mlflow"])
+    info = mlflow.pyfunc.log_model(name="model", python_model=Wrapper(), artifacts={"check_rows": "check_rows.json"},
+                                   registered_model_name=%r, pip_requirements=["mlflow"])
 print(info.registered_model_version)
 """
 
 @pytest.fixture(scope="module")
-def unscorable_version(registry):
+def unscorable_version(registry, row):
     "A version whose artifact loads, and whose model raises on every row (registered as __main__ code, so the service can unpickle it)."
-    r = subprocess.run([sys.executable, "-c", UNSCORABLE % NAME], capture_output=True, text=True, cwd=registry.folder, timeout=300,
+    r = subprocess.run([sys.executable, "-c", UNSCORABLE % NAME, json.dumps(row)], capture_output=True, text=True, cwd=registry.folder, timeout=300,
                        env={**os.environ, "MLFLOW_TRACKING_URI": registry.uri})
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout.strip().splitlines()[-1]
