@@ -1,87 +1,105 @@
-"""Rows per second of batch scoring (and of drift) on the pandas engine and the Spark engine, at 1M and 5M rows, and
-how each grows with rows: `loan_default.scale.score_command` end to end (read parquet, score with the registered
-model, write parquet), timed after Spark has started (the JVM start-up, ~5-10 s, is printed separately).
+"""Batch scoring on the model users get: `loan-default score` end to end beside the bare LightGBM booster on the same rows.
 
-    .venv/bin/python benchmarks/scale_bench.py [--rows 1000000 5000000] [--master local[*]] [--drift] [--keep DIR]
+    .venv/bin/python benchmarks/scale_bench.py [--tracking-uri URI] [--rows 1000000 5000000] [--spark] [--work /tmp/ld-scale-bench]
 
-A tiny model is trained on synthetic rows and registered in a temporary MLflow; the rows are synthetic
-(`loan_default.synth`, 1M generated once and tiled), written once as parquet (and CSV with --csv). "growth" is the
-ratio of seconds at the largest row count to seconds at the smallest, over the ratio of rows: 1.0 is linear, below
-1 means fixed costs are being amortised. The machine may be shared: figures vary from run to run.
+The model is `loan-default` @production as `loan-default pipeline` trains it on the real file (see real_model.py). The
+rows are the real file's rows that the contract accepts, drawn with replacement to each size and written once as
+parquet in --work. For each size, one after the other on an otherwise idle machine, it prints:
+
+- `pandas`: the console script `loan-default score --engine pandas` in its own process, end to end (start-up, resolve
+  the version, load and self-check the model, read, score in chunks, write parquet): wall time and the process's peak
+  resident memory (from wait4).
+- `booster`: a process that loads the same version, reads the parquet whole, builds the model matrix
+  (`features.model_matrix`) and calls `booster.predict`: the least any engine can do. Wall time, peak memory, and the
+  split into loading and scoring.
+- the ratio of the two wall times (the issue's target: at most 1.5).
+- with --spark: `loan-default score --engine spark` (local[*]) end to end, its rows/s, and the largest difference
+  between its probabilities and the pandas engine's, row by row.
 """
-import argparse, os, shutil, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
+from real_model import add_arguments, describe_version, model_registry, production_version
 
-def setup_model(folder: Path):
-    import mlflow
-    from loan_default.synth import synthesize
-    from loan_default.train import train_model
-    from loan_default.tracking import log_training
-    from loan_default.registry import register, promote
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    mlflow.create_experiment("scale-bench", artifact_location=str(folder / "artifacts"))
-    trained = train_model(synthesize(3000, seed=1, dirty=False), time_budget_s=3)
-    logged = log_training(trained, "synthetic.csv", experiment="scale-bench")
-    register(logged.run_id, experiment="scale-bench", min_f1=0.3, min_roc_auc=0.7); promote()
+BIN = Path(sys.executable).parent
 
-def write_rows(n: int, base: pd.DataFrame, path: Path, csv: bool) -> dict:
-    reps = -(-n // len(base))
-    df = pd.concat([base] * reps, ignore_index=True).iloc[:n]
-    out = dict(parquet=path.with_suffix(".parquet"))
-    df.to_parquet(out["parquet"], index=False, row_group_size=250_000)
-    if csv: out["csv"] = path.with_suffix(".csv"); df.to_csv(out["csv"], index=False)
+BOOSTER = """
+import json, sys, time
+t0 = time.perf_counter()
+import mlflow, pyarrow.parquet as pq
+from loan_default.schema import COLUMN, FEATURES
+from loan_default.features import model_matrix
+uri, name, version, path = sys.argv[1:]
+mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+booster = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model.pipeline[-1].booster_
+t1 = time.perf_counter()
+df = pq.read_table(path).to_pandas()
+M = model_matrix({c: df[c].to_numpy("float64") if COLUMN[c].numeric else df[c].to_numpy(object) for c in FEATURES})
+p = booster.predict(M)
+print(json.dumps(dict(start_and_load_s=t1 - t0, score_s=time.perf_counter() - t1, rows=len(p))))
+"""
+
+def bench_rows(n: int, data: Path, work: Path) -> Path:
+    "A parquet file of `n` contract-clean rows of the real file, drawn with replacement (made once)."
+    from loan_default.validate import validate_file
+    from loan_default.schema import FEATURES
+    out = work / f"rows_{n}.parquet"
+    if out.exists(): return out
+    clean = work / "validated" / "clean.parquet"
+    if not clean.exists(): validate_file(data, work / "validated")
+    base = pd.read_parquet(clean)[FEATURES] if clean.exists() else pd.read_csv(work / "validated" / "clean.csv")[FEATURES]
+    base.sample(n, replace=True, random_state=0).reset_index(drop=True).to_parquet(out, index=False, row_group_size=100_000)
     return out
+
+def run(cmd: list[str], env: dict) -> tuple[float, float, str]:
+    "Run `cmd`: (wall seconds, peak resident MiB of that process, its stdout); exits with its stderr when it fails."
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: its peak memory, not ours
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        out.seek(0); err.seek(0)
+        if proc.returncode: sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {err.read().strip()[-800:]}")
+        return wall, usage.ru_maxrss / 1024, out.read()
+
+def score_cli(engine: str, rows: Path, out: Path, env: dict, name: str) -> tuple[float, float]:
+    "`loan-default score` end to end: (wall seconds, peak MiB)."
+    extra = ["--master", "local[*]"] if engine == "spark" else []
+    wall, peak, _ = run([str(BIN / "loan-default"), "score", "--data", str(rows), "--out", str(out), "--engine", engine, "--model", name, *extra], env)
+    return wall, peak
+
+def largest_difference(a: Path, b: Path) -> float:
+    "The largest |p_a - p_b| over the rows of two score outputs, matched by application_id."
+    from loan_default.inference import ID, SCORE
+    pa_, pb = pd.read_parquet(a, columns=[ID, SCORE]).set_index(ID), pd.read_parquet(b, columns=[ID, SCORE]).set_index(ID)
+    if len(pa_) != len(pb): return float("inf")
+    return float(np.max(np.abs(pa_[SCORE].to_numpy() - pb.loc[pa_.index, SCORE].to_numpy())))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
-    ap.add_argument("--master", default="local[*]")
-    ap.add_argument("--chunk-rows", type=int, default=250_000)
-    ap.add_argument("--drift", action="store_true", help="also time drift (pandas drift_command vs drift_command_spark)")
-    ap.add_argument("--csv", action="store_true", help="also time CSV input")
-    ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    ap.add_argument("--spark", action="store_true", help="also score with the spark engine (local[*]) and compare")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ld-scale-bench")
     a = ap.parse_args()
-    folder = a.keep or Path(tempfile.mkdtemp(prefix="scale-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    from loan_default.synth import synthesize
-    from loan_default import scale, drift_spark
-    from loan_default.drift import drift_command
-    setup_model(folder)
-    base = synthesize(min(max(a.rows), 1_000_000), seed=5, dirty=False)
-    t = time.perf_counter(); spark = scale.spark_session(a.master)
-    print(f"Spark session on {a.master}: {time.perf_counter() - t:.1f} s (not counted below); {os.cpu_count()} cores; shared machine")
-    results = []
-    for n in sorted(a.rows):
-        files = write_rows(n, base, folder / f"rows_{n}", a.csv)
-        for kind, path in files.items():
-            for engine in ("pandas", "spark"):
-                out = folder / f"out_{engine}_{kind}_{n}"
-                r = scale.score_command(path, out if engine == "spark" else out.with_suffix(".parquet"), engine=engine,
-                                        spark=spark if engine == "spark" else None, chunk_rows=a.chunk_rows, progress=False)
-                results.append(dict(task="score", input=kind, engine=engine, rows=n, seconds=r.seconds, rows_per_s=r.rows / r.seconds))
-                print(f"score {kind:7s} {engine:6s} {n:>10,} rows: {r.seconds:7.1f} s  {r.rows / r.seconds:>10,.0f} rows/s", flush=True)
-                shutil.rmtree(out, ignore_errors=True); out.with_suffix(".parquet").unlink(missing_ok=True)
-            if a.drift and kind == "parquet":
-                for engine in ("pandas", "spark"):
-                    t = time.perf_counter()
-                    if engine == "pandas": drift_command(current=path, out=folder / "drift_p", log=False)
-                    else: drift_spark.drift_command_spark(path, out=folder / "drift_s", spark=spark, log=False)
-                    s = time.perf_counter() - t
-                    results.append(dict(task="drift", input=kind, engine=engine, rows=n, seconds=s, rows_per_s=n / s))
-                    print(f"drift {kind:7s} {engine:6s} {n:>10,} rows: {s:7.1f} s  {n / s:>10,.0f} rows/s", flush=True)
-        for p in files.values(): p.unlink(missing_ok=True)
-    df = pd.DataFrame(results)
-    print("\n" + df.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
-    lo, hi = min(a.rows), max(a.rows)
-    if hi > lo:
-        print(f"\ngrowth from {lo:,} to {hi:,} rows (seconds ratio / rows ratio; 1.0 = linear):")
-        for (task, kind, engine), g in df.groupby(["task", "input", "engine"]):
-            s = g.set_index("rows").seconds
-            print(f"  {task} {kind} {engine}: {s[hi] / s[lo]:.2f}x time for {hi / lo:.0f}x rows -> {(s[hi] / s[lo]) / (hi / lo):.2f}")
-    spark.stop()
-    if not a.keep: shutil.rmtree(folder, ignore_errors=True)
+    uri = model_registry(a)
+    print(describe_version(uri, a.name, a.alias), flush=True)
+    version = str(production_version(uri, a.name, a.alias).version)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    a.work.mkdir(parents=True, exist_ok=True)
+    print(f"{'rows':>10} {'engine':>8} {'wall s':>8} {'rows/s':>9} {'peak MiB':>9}  notes", flush=True)
+    for n in a.rows:
+        rows = bench_rows(n, a.data, a.work)
+        bw, bpeak, bout = run([sys.executable, "-c", BOOSTER, uri, a.name, version, str(rows)], env)
+        split = json.loads(bout)
+        print(f"{n:>10,} {'booster':>8} {bw:>8.1f} {n / bw:>9,.0f} {bpeak:>9,.0f}  start+load {split['start_and_load_s']:.1f} s, "
+              f"read+matrix+predict {split['score_s']:.1f} s", flush=True)
+        pw, ppeak = score_cli("pandas", rows, a.work / f"pandas_{n}.parquet", env, a.name)
+        print(f"{n:>10,} {'pandas':>8} {pw:>8.1f} {n / pw:>9,.0f} {ppeak:>9,.0f}  {pw / bw:.2f}x the booster (target <= 1.5)", flush=True)
+        if a.spark:
+            sw, _ = score_cli("spark", rows, a.work / f"spark_{n}", env, a.name)
+            diff = largest_difference(a.work / f"pandas_{n}.parquet", a.work / f"spark_{n}")
+            print(f"{n:>10,} {'spark':>8} {sw:>8.1f} {n / sw:>9,.0f} {'-':>9}  largest |p_spark - p_pandas| {diff:.1e}", flush=True)
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__": main()

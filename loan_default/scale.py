@@ -43,9 +43,6 @@ def check_columns(columns, path="input") -> None:
     if missing: raise DataError(f"{path} lacks columns: {', '.join(missing)}")
 
 # %% ../nbs/12_scale.ipynb #d4f6d092
-def _text_columns(columns) -> dict:
-    return {c: "object" for c in columns if c in CATEGORICAL_FEATURES or c == ID}
-
 def count_rows(path) -> int | None:
     "Rows in a parquet file (from its metadata) or a CSV (newlines, header excluded); None when unknown."
     p = Path(path)
@@ -56,6 +53,10 @@ def count_rows(path) -> int | None:
             while (block := f.read(1 << 22)): n, last = n + block.count(b"\n"), block[-1:]
         return max(n - 1 + (last != b"\n"), 0)
     except OSError: return None
+
+# %% ../nbs/12_scale.ipynb #af0bef8d
+def _text_columns(columns) -> dict:
+    return {c: "object" for c in columns if c in CATEGORICAL_FEATURES or c == ID}
 
 def read_chunks(path, chunk_rows: int = 100_000):
     "Yield (start row, DataFrame) chunks of a CSV or parquet file, `chunk_rows` rows at most each."
@@ -76,6 +77,12 @@ def read_chunks(path, chunk_rows: int = 100_000):
         raise DataError(f"{p}: unreadable after row {start}: {str(e).strip().splitlines()[0]}") from None
 
 # %% ../nbs/12_scale.ipynb #034d6575
+def output_schema(reasons: bool) -> pa.Schema:
+    "The batch output's columns: `BATCH_COLUMNS`, and `reasons` as JSON text when asked."
+    fields = [(ID, pa.string()), (SCORE, pa.float64()), (DECISION, pa.int64()), (DECISION_TEXT, pa.string())]
+    return pa.schema(fields + ([(REASONS, pa.string())] if reasons else []))
+
+# %% ../nbs/12_scale.ipynb #b8be8e02
 def _offset_rows(e: DataError, start: int) -> DataError:
     "`e` with its 'row N' counted from the start of the file rather than of the chunk."
     return type(e)(re.sub(r"^row (\d+)", lambda m: f"row {int(m.group(1)) + start}", str(e)))
@@ -84,11 +91,6 @@ def _ids(df: pd.DataFrame, start: int) -> pa.Array:
     "The rows' ids as text: the file's own `application_id`, else each row's number in the file."
     if ID not in df: return pa.array(np.arange(start, start + len(df))).cast(pa.string())
     return pa.array([None if pd.isna(v) else str(v) for v in df[ID].to_numpy(object)], type=pa.string())
-
-def output_schema(reasons: bool) -> pa.Schema:
-    "The batch output's columns: `BATCH_COLUMNS`, and `reasons` as JSON text when asked."
-    fields = [(ID, pa.string()), (SCORE, pa.float64()), (DECISION, pa.int64()), (DECISION_TEXT, pa.string())]
-    return pa.schema(fields + ([(REASONS, pa.string())] if reasons else []))
 
 def score_chunk(scorer: Scorer, df: pd.DataFrame, start: int = 0, reasons: bool = False, top_k: int = 3) -> pa.Table:
     "The output rows of chunk `df`, whose first row is row `start` of the file; errors name the row in the file."
