@@ -66,6 +66,7 @@ def error_response(status: int, code: str, message: str, errors: list | None = N
     "The one error shape: `{error, message, errors?}`."
     return json_response({"error": code, "message": message} | ({"errors": errors} if errors is not None else {}), status, headers)
 
+# %% ../nbs/09_serve.ipynb #f03b8638
 MAX_LISTED_PROBLEMS = 50
 _PROBLEM_TEXT = {"missing": "is required", "extra_forbidden": "is not a field of the data contract", "multiple_of": "must be a whole number",
                  "float_type": "must be a number", "bool_type": "must be true or false", "int_type": "must be a whole number", "too_short": "must have at least 1 item",
@@ -239,6 +240,7 @@ OUTCOMES = sa.Table("outcomes", METADATA,
 HEARTBEAT = sa.Table("store_heartbeat", METADATA,
     sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime(timezone=True), nullable=False))
 
+# %% ../nbs/09_serve.ipynb #fb0c80e9
 def _set_aside_repeats(conn, name: str) -> int:
     "Move every row of `name` but the first of each application_id to `<name>_repeats`; how many moved."
     later = f"FROM {name} WHERE id NOT IN (SELECT min(id) FROM {name} GROUP BY application_id)"
@@ -284,6 +286,7 @@ def store_engine(url: str, synchronous: str = "FULL") -> sa.Engine:
         def _begin(conn): conn.exec_driver_sql("BEGIN IMMEDIATE")          # take the write lock first: reads then writes see one state
     return engine
 
+# %% ../nbs/09_serve.ipynb #0dc1d599
 def _identity(path: str) -> tuple | None:
     try: st = os.stat(path)
     except OSError: return None
@@ -294,6 +297,7 @@ def _fsync(path: str, directory: bool = False) -> None:
     try: os.fsync(fd)
     finally: os.close(fd)
 
+# %% ../nbs/09_serve.ipynb #4b28b0d8
 def _store_reason(e: BaseException) -> str:
     "What went wrong, in one short line without paths or URLs."
     orig = getattr(e, "orig", None) or e
@@ -306,6 +310,7 @@ def _corrupt(e: BaseException) -> bool:
     code = getattr(orig, "sqlite_errorcode", None)
     return (code is not None and code & 0xFF in (11, 26)) or any(s in str(orig) for s in ("malformed", "not a database"))
 
+# %% ../nbs/09_serve.ipynb #d521c50b
 def _rescued_copies(path: str) -> list[str]:
     "Copies a previous run set aside and could not put back (oldest first): the next start merges them."
     return sorted(p for p in glob.glob(glob.escape(path) + ".rescued-*") if not p.endswith(("-wal", "-shm", "-journal")))
@@ -320,6 +325,7 @@ def check_not_orphaned(path: str | None) -> None:
         raise StoreOrphaned(f"the prediction store {name} is missing but its write-ahead log {name}-wal is there (it may hold acknowledged rows): "
                             f"restore {name}, or move {name}-wal and {name}-shm away to start an empty store")
 
+# %% ../nbs/09_serve.ipynb #5f14e7cb
 class StoreUnavailable(RuntimeError):
     "The prediction store cannot be written now; the message names the store and says why (safe to show a caller)."
 
@@ -349,6 +355,7 @@ def _run_job(fn, conn, *args):
     try: return fn(conn, *args)
     except Conflict as e: return e                      # the request's answer, not the batch's failure
 
+# %% ../nbs/09_serve.ipynb #137aecf1
 class PredictionStore:
     "The prediction log: one writer thread holding one connection, group commits, a watch on the file; `await call(fn, ...)` returns once `fn`'s rows are durable."
     def __init__(self, url: str, synchronous: str = "FULL", check_s: float = 1.0):
@@ -398,6 +405,7 @@ def _open(self: PredictionStore) -> None:
     if self._left: _event(logging.WARNING, "prediction_store_rescued_rows_merged", store=self.name, copies=len(self._left))
     self._rescue, self._left = None, []
 
+# %% ../nbs/09_serve.ipynb #2fb2161e
 @patch
 def _set_aside(self: PredictionStore, check: bool = False) -> None:
     "The path no longer leads to the file we write: copy that file (every acknowledged row) beside the path, then let it go; `check`: keep the copy only if it is sound."
@@ -422,6 +430,7 @@ def _close(self: PredictionStore) -> None:
         with contextlib.suppress(Exception): self._conn.close()
         self._conn = None
 
+# %% ../nbs/09_serve.ipynb #b10bc1ba
 @patch
 def _damaged_here(self: PredictionStore) -> bool:
     "The damaged file at the path is ours: the file we opened, or a SQLite file (never rename a stranger's file)."
@@ -443,6 +452,7 @@ def _start_again(self: PredictionStore) -> None:
     _event(logging.WARNING, "prediction_store_damaged", store=self.name, kept=os.path.basename(aside), rescued=self._rescue is not None)
     self._open()
 
+# %% ../nbs/09_serve.ipynb #fee6e754
 @patch
 def _ensure(self: PredictionStore) -> None:
     "A connection to the file now at the path, following it when it was deleted or replaced."
@@ -476,6 +486,7 @@ def _transaction(self: PredictionStore, jobs: list, retry: bool = True) -> list:
     if self.problem is not None: _event(logging.WARNING, "prediction_store_recovered", store=self.name); self.problem = None
     return results
 
+# %% ../nbs/09_serve.ipynb #42653860
 @patch
 def _commit_each(self: PredictionStore, jobs: list) -> None:
     "Commit `jobs` together; should one fail on its own rows, each again alone so the others still succeed."
@@ -488,6 +499,7 @@ def _commit_each(self: PredictionStore, jobs: list) -> None:
         _event(logging.ERROR, "prediction_store_failed", error=type(e).__name__); results = [e]
     for (*_, f), r in zip(jobs, results): f.set_exception(r) if isinstance(r, Exception) else f.set_result(r)
 
+# %% ../nbs/09_serve.ipynb #26f67efb
 @patch
 def _check(self: PredictionStore) -> None:
     "While idle: follow the file if it moved, and retry a failing store with a heartbeat write."
@@ -704,6 +716,7 @@ def repeated_keys(obj, loc: tuple = ()) -> list[tuple]:
     if isinstance(obj, list): return [x for i, v in enumerate(obj) for x in repeated_keys(v, loc + (i,))]
     return []
 
+# %% ../nbs/09_serve.ipynb #7234209a
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";")[0].strip().lower()
     return media == "application/json" or media.startswith("application/") and media.endswith("+json")
@@ -715,6 +728,7 @@ def _charset(content_type: str | None) -> str | None:
         if k.strip().lower() == "charset": return v.strip().strip('"').lower()
     return None
 
+# %% ../nbs/09_serve.ipynb #165024cd
 def _number(parse):
     def checked(s: str):
         if len(s) > MAX_NUMBER_CHARS: raise Refusal(422, "invalid_input", f"a number in the body is too long ({len(s)} characters, at most {MAX_NUMBER_CHARS})")
@@ -732,6 +746,7 @@ def parse_json(body: bytes):
     except RecursionError: raise _too_deep() from None
     except json.JSONDecodeError as e: raise Refusal(400, "invalid_json", f"the body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
 
+# %% ../nbs/09_serve.ipynb #255b2c25
 def gunzip(body: bytes, limit: int) -> bytes:
     "A gzip body decompressed, `Refusal` 413 as soon as it passes `limit` bytes (a bomb is never inflated further), 400 when not gzip."
     d = zlib.decompressobj(wbits=31)
@@ -807,6 +822,7 @@ class OutcomesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcomes: list[Outcome] = Field(..., min_length=1)
 
+# %% ../nbs/09_serve.ipynb #9cec7e86
 class Reason(BaseModel):
     feature: str
     contribution: float = Field(..., description="How much this feature raised this applicant's risk score")
@@ -832,12 +848,14 @@ class PredictResponse(BaseModel):
     model: ModelHeader
     predictions: list[Prediction]
 
+# %% ../nbs/09_serve.ipynb #02ee8e52
 class OutcomesResponse(BaseModel):
     "The body of a 200 from POST /outcomes."
     recorded: int = Field(..., description="Outcomes stored by this request")
     already_recorded: int = Field(..., description="Outcomes that were already stored, the same (no-op)")
     unmatched: list[str] = Field(..., description="Ids that were never scored: not recorded")
 
+# %% ../nbs/09_serve.ipynb #86a90e08
 class InputProblem(BaseModel):
     row: int | None = Field(None, description="Index of the row in `data`; null when the problem is not inside a row")
     field: str
@@ -864,6 +882,7 @@ OUTCOMES_DESCRIPTION = """Records realised outcomes of scored applications. Ids 
 in `unmatched`. The first outcome of an application stands: the same outcome again is a no-op (`already_recorded`),
 a different one is a 409 `outcome_conflict` naming the id, and nothing of that request is recorded."""
 
+# %% ../nbs/09_serve.ipynb #3df14c9d
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc):
@@ -879,6 +898,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             exc.status_code, ("bad_request", "the request could not be read"))
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
+# %% ../nbs/09_serve.ipynb #5f09d17a
 def _not_ready(manager: ModelManager) -> Response:
     return error_response(503, "not_ready", manager.problem or "no model is loaded", headers={"Retry-After": "5"})
 
@@ -893,6 +913,7 @@ def _model_failed(m: ModelVersion, e: BaseException, request_id: str) -> Respons
 def _store_down(message: str, what: str = "nothing was decided, retry") -> Response:
     return error_response(503, "prediction_store_unavailable", f"{message}: {what}", headers={"Retry-After": "5"})
 
+# %% ../nbs/09_serve.ipynb #518f284f
 def _probe(app: FastAPI, path: str, summary: str, **kw):
     "Register a GET endpoint, and HEAD on the same path (probes and balancers use both)."
     def register(fn):
@@ -932,9 +953,10 @@ def _add_predict(app: FastAPI, settings: Settings, manager: ModelManager, store:
         columns = applicant_columns(req.data)
         if problems := repeated_ids(req.data) or contract_problems(columns):
             return error_response(422, "invalid_input", problems_message(problems), problems[:MAX_LISTED_PROBLEMS])
-        args = (columns, req.reasons, settings.serve_top_k)
+        args = (columns, True, settings.serve_top_k)        # always with reasons: a probability must not depend on the flag (see above)
         try: scored = await run_in_threadpool(m.score, *args) if n > settings.serve_inline_rows else m.score(*args)
         except Exception as e: return _model_failed(m, e, request.state.request_id)
+        if not req.reasons: scored = dataclasses.replace(scored, reasons=None)
         try: stored = await store.call(record_predictions, prediction_rows(m, req, scored, request.state.request_id))
         except StoreUnavailable as e: return _store_down(str(e))
         except Conflict as e: return error_response(409, "application_id_conflict", str(e), e.problems)
@@ -945,6 +967,7 @@ def _add_predict(app: FastAPI, settings: Settings, manager: ModelManager, store:
     app.router.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse, route_class_override=JSONBodyRoute,
                              summary="Score applications: probability of default, decision, reasons", description=PREDICT_DESCRIPTION)
 
+# %% ../nbs/09_serve.ipynb #f19666e8
 def _add_outcomes(app: FastAPI, settings: Settings, store: PredictionStore) -> None:
     async def outcomes(req: OutcomesRequest):
         n = len(req.outcomes)
@@ -958,6 +981,7 @@ def _add_outcomes(app: FastAPI, settings: Settings, store: PredictionStore) -> N
     app.router.add_api_route("/outcomes", outcomes, methods=["POST"], response_model=OutcomesResponse, route_class_override=JSONBodyRoute,
                              summary="Record realised outcomes by application_id, for monitoring", description=OUTCOMES_DESCRIPTION)
 
+# %% ../nbs/09_serve.ipynb #4084d5a3
 def _add_admin(app: FastAPI, manager: ModelManager) -> None:
     @app.post("/admin/reload", summary="Check the alias now and swap in the version it points to (409 when that version is refused)")
     async def reload():
@@ -1019,6 +1043,7 @@ def _raw_error(status: int, reason: str, code: str, message: str) -> bytes:
     body = json.dumps({"error": code, "message": message}, separators=(",", ":")).encode()
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
+# %% ../nbs/09_serve.ipynb #e8133171
 class HeadTimeoutProtocol(H11Protocol):
     "uvicorn's h11 protocol with a deadline for each request head, and JSON for requests it cannot parse."
     head_timeout_s: float = 5.0
