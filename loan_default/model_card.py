@@ -68,6 +68,7 @@ class Section:
     columns: list[str] = field(default_factory=list)
     rows: list[list] = field(default_factory=list)
 
+# %% ../nbs/11_model_card.ipynb #b06ddb7d
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~#!])")
 
 def text(x) -> str:

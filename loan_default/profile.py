@@ -114,6 +114,7 @@ def _check_frame(df: pd.DataFrame, n_bins: int) -> None:
     if missing: raise SchemaError(f"missing columns: {', '.join(missing)}")
     if len(df) == 0: raise ValueError("a reference profile needs at least one row")
 
+# %% ../nbs/06b_profile.ipynb #95708891
 def _default_rate(df: pd.DataFrame) -> float | None:
     "Share of the labeled rows that defaulted, or None without labels."
     return json_float(df[TARGET].astype("float64").mean()) if TARGET in df else None
@@ -130,6 +131,7 @@ def _score_entry(scores, n_bins: int) -> dict:
     p = _default_probabilities(scores)
     return _numeric_entry(p, n_bins) | dict(n=int(np.isfinite(p).sum()))
 
+# %% ../nbs/06b_profile.ipynb #31d15dca
 def reference_profile(df: pd.DataFrame, scores: np.ndarray | None = None, n_bins: int = 10) -> dict:
     "The JSON-ready reference profile of `df`'s applicant features (and of the model's `scores`): bins, shares, missing rates."
     _check_frame(df, n_bins)

@@ -59,6 +59,7 @@ def _quartile_edges(x: np.ndarray) -> np.ndarray:
     edges = np.unique(np.quantile(x, [0, 0.25, 0.5, 0.75, 1]))
     return np.repeat(edges, 2) if len(edges) == 1 else edges
 
+# %% ../nbs/04_stats.ipynb #d4140c46
 def _rate_bin(label: str, lo, hi, rows, defaults) -> dict:
     return dict(bin=label, lo=json_float(lo), hi=json_float(hi), rows=int(rows), default_rate=_share(defaults, rows))
 
@@ -76,6 +77,7 @@ def _rate_by_quartile(x: np.ndarray, y: np.ndarray) -> list[dict]:
     if not has.all(): bins.append(_rate_bin("missing", None, None, (~has).sum(), y[~has].sum()))
     return bins
 
+# %% ../nbs/04_stats.ipynb #938e0651
 def _rate_by_category(s: pd.Series, y: pd.Series) -> dict:
     "Rows and default rate per category of `s` (rows with the category missing are left out)."
     g = y.groupby(s, sort=True).agg(["size", "sum"])

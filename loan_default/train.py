@@ -163,6 +163,7 @@ def apply_calibrator(calibrator, p: np.ndarray) -> np.ndarray:
     if isinstance(calibrator, IsotonicRegression): return calibrator.predict(p).astype("float64")
     return calibrator.predict_proba(_logit(p))[:, 1]
 
+# %% ../nbs/06_train.ipynb #742152ef
 def _scores(y, p): return dict(brier=float(skm.brier_score_loss(y, p)), log_loss=float(skm.log_loss(y, np.clip(p, _EPS, 1 - _EPS), labels=[0, 1])))
 
 def choose_calibration(p: np.ndarray, y: np.ndarray, seed: int = 42, folds: int = 5) -> tuple:
@@ -194,6 +195,7 @@ def f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
     tp = y.sum() - positives[below]
     return float(t[np.argmax(2 * tp / np.maximum(len(p) - below + y.sum(), 1))])   # F1 = 2 TP / (predicted + actual positives)
 
+# %% ../nbs/06_train.ipynb #0bb7888a
 def profit(p, y, amount, threshold, loss_given_default=0.6, margin=0.1) -> float:
     "The lender's profit on the loans approved (p < threshold): margin x amount when repaid, -LGD x amount when not."
     approved = np.asarray(p) < threshold
@@ -207,6 +209,7 @@ def cost_threshold(p, y, amount, loss_given_default=0.6, margin=0.1) -> float:
     cum = np.concatenate([[0], np.cumsum(gain[order])])           # profit when approving everything below a score
     return float(t[np.argmax(cum[np.searchsorted(p[order], t, side="left")])])
 
+# %% ../nbs/06_train.ipynb #a30bb75b
 def choose_threshold(p, y, amount=None, policy: str = "f1", loss_given_default: float = 0.6, margin: float = 0.1) -> float:
     "The decision threshold on validation under `policy` ('f1' or 'cost')."
     p, y = np.asarray(p, dtype="float64"), np.asarray(y, dtype="float64")
