@@ -216,14 +216,9 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
     kw = dict(current=current, since=since, until=until, out=out, model=s.model_name, alias=alias, version=version,
               profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, fail_on=fail_on, log=not no_log,
               experiment=experiment)
-    if engine == "spark":
-        from loan_default.drift_spark import drift_command_spark
-        if from_store is not None: raise DataError("--from-store reads the prediction store with the pandas engine: drop --engine spark")
-        res = drift_command_spark(**kw, master=master)
-    else:
-        if master is not None: raise DataError("--master is for --engine spark")
-        from loan_default.drift import drift_command
-        res = drift_command(**kw, from_store=from_store)
+    from loan_default.drift import drift_command
+    from loan_default.drift_spark import drift_engine
+    res = drift_command(**kw, from_store=from_store, engine=drift_engine(engine, master))
     if res.exit_code: raise DriftAlarm(res.message)
     click.echo(res.message)
 

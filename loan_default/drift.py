@@ -4,16 +4,19 @@
 
 # %% auto #0
 __all__ = ['PSI_FLOOR', 'STATUSES', 'INSUFFICIENT', 'SEVERITY', 'RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS',
-           'MAX_PERIODS', 'RULE_NAMES', 'SCORE', 'DECISION', 'WHERE', 'RAGGED_COL', 'KNOWN_EXTRAS', 'NO_TIME_ORDER',
-           'STORE_COLUMNS', 'DRIFT', 'FAIL_ON', 'shares', 'psi', 'Thresholds', 'verdict', 'worst', 'overall_status',
-           'feature_counts', 'psi_table', 'quality_row', 'quality_table', 'contract_section', 'default_chunk_size',
-           'chunks_by_size', 'chunks_by_period', 'control_limits', 'western_electric', 'p_chart', 'chart_section',
-           'weighted_auc', 'bootstrap_scores', 'expected_performance', 'check_columns', 'checked_scores',
-           'checked_labels', 'parse_times', 'Checked', 'check_current', 'realised_performance', 'judge_expected',
-           'enough_outcomes', 'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions', 'render_template',
-           'report_html', 'write_report', 'read_current', 'check_window', 'shown_url', 'store_engine', 'read_store',
-           'ModelReference', 'model_reference', 'score_frame', 'model_scorer', 'log_drift_run', 'exit_status',
-           'DriftResult', 'summary_line', 'checked_profile', 'drift_command']
+           'MAX_PERIODS', 'RULE_NAMES', 'WHERE', 'RAGGED_COL', 'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'STORE_COLUMNS',
+           'DRIFT', 'FAIL_ON', 'PANDAS', 'shares', 'psi', 'Thresholds', 'verdict', 'worst', 'overall_status',
+           'feature_counts', 'psi_table', 'value_facts', 'quality_row', 'quality_from_counts', 'quality_table',
+           'with_line_rules', 'contract_section', 'default_chunk_size', 'chunks_by_size', 'chunks_by_period',
+           'control_limits', 'western_electric', 'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section',
+           'weighted_auc', 'bootstrap_scores', 'expected_from_sums', 'expected_performance', 'realised_performance',
+           'judge_expected', 'enough_outcomes', 'performance_section', 'check_columns', 'checked_scores',
+           'checked_labels', 'parse_times', 'Checked', 'check_current', 'DriftCounts', 'pandas_counts', 'counts_report',
+           'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions', 'report_html', 'write_report',
+           'read_current', 'check_window', 'check_window_column', 'empty_window', 'in_window', 'shown_url',
+           'store_engine', 'read_store', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
+           'version_scorer', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line', 'PandasEngine',
+           'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
 import base64, io, json, math, re, sqlite3, time, warnings
@@ -26,6 +29,8 @@ import numpy as np, pandas as pd
 from .schema import (COLUMN, COLUMNS, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, TARGET, RULE, DataError, SchemaError,
                      check_schema, coerce, check_rows)
 from .profile import bin_counts, reference_shares, bin_labels, load_profile
+from .inference import SCORE, DECISION, ModelVersion, model_version, model_columns
+from .render import render_template, write_json
 
 # %% ../nbs/10_drift.ipynb #b90e04f4
 PSI_FLOOR = 1e-4
@@ -36,6 +41,7 @@ def shares(counts) -> np.ndarray:
     total = c.sum()
     return c / total if total > 0 else c
 
+# %% ../nbs/10_drift.ipynb #2595d3f1
 def psi(expected, actual, floor: float = PSI_FLOOR) -> float:
     "Population stability index of `actual` against `expected` (counts or shares, same slots); empty slots raised to `floor`."
     e, a = shares(expected), shares(actual)
@@ -45,10 +51,6 @@ def psi(expected, actual, floor: float = PSI_FLOOR) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 # %% ../nbs/10_drift.ipynb #222c6f18
-STATUSES = ("ok", "warn", "alert")
-INSUFFICIENT = "insufficient data"
-SEVERITY = ("ok", INSUFFICIENT, "warn", "alert")
-
 @dataclass(frozen=True)
 class Thresholds:
     "The limits every verdict of a drift report uses."
@@ -66,6 +68,17 @@ class Thresholds:
     recent_chunks: int = 8            # run rules count only in the last this-many chunks
     min_f1: float = 0.80              # the registration gate: expected or realised F1 below it
     min_rows: int = 500               # fewer rows (the sample, a chunk, the labelled rows): 'insufficient data'
+
+    @classmethod
+    def from_settings(cls, settings=None) -> "Thresholds":
+        "The thresholds `settings` (default: the current ones) give: `LD_DRIFT_*`, `LD_MIN_F1`, `LD_DRIFT_MIN_ROWS`."
+        from loan_default.config import get_settings
+        return cls(**(settings or get_settings()).drift_thresholds())
+
+# %% ../nbs/10_drift.ipynb #a0ab6dce
+STATUSES = ("ok", "warn", "alert")
+INSUFFICIENT = "insufficient data"
+SEVERITY = ("ok", INSUFFICIENT, "warn", "alert")
 
 def verdict(value, warn: float, alert: float) -> str:
     "'alert' above `alert`, 'warn' above `warn`, else 'ok' (missing values are 'ok')."
@@ -89,6 +102,7 @@ def feature_counts(profile: dict, df: pd.DataFrame, scores=None) -> dict:
     if scores is not None and profile.get("score"): out["score"] = bin_counts(profile["score"], np.asarray(scores, dtype="float64"))
     return out
 
+# %% ../nbs/10_drift.ipynb #91f1e46e
 def _entry(profile: dict, name: str) -> dict:
     return profile["score"] if name == "score" else profile["features"][name]
 
@@ -97,19 +111,17 @@ def psi_table(profile: dict, counts: dict, th: Thresholds = Thresholds()) -> pd.
     rows = {}
     for name, c in counts.items():
         ref, cur, n = reference_shares(_entry(profile, name)), shares(c), int(np.sum(c))
-        value = psi(ref, c)
-        top = int(np.argmax(np.abs(cur - ref)))
+        value, top = psi(ref, c), int(np.argmax(np.abs(cur - ref)))
         rows[name] = dict(psi=value, n=n, verdict=verdict(value, th.psi_warn, th.psi_alert) if n >= th.min_rows else INSUFFICIENT,
                           moved_most=bin_labels(_entry(profile, name))[top], reference_share=ref[top], current_share=cur[top])
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("feature")
 
 # %% ../nbs/10_drift.ipynb #128802c5
-def _out_of_range(name: str, values) -> float:
-    "Share of present values of numeric `name` outside the contract's bounds."
+def _out_of_range(name: str, values) -> int:
+    "How many present values of numeric `name` lie outside the contract's bounds."
     x = values.to_numpy("float64", na_value=np.nan) if isinstance(values, pd.Series) else np.asarray(values, dtype="float64")
     c = COLUMN[name]
-    present = ~np.isnan(x)
-    return float((present & ((x < c.min) | (x > c.max))).sum() / max(len(x), 1))
+    return int((~np.isnan(x) & ((x < c.min) | (x > c.max))).sum())
 
 def _unseen_values(entry: dict, values, limit: int = 5) -> dict:
     "The most frequent values of a categorical column not among the reference's categories, with their counts."
@@ -117,6 +129,13 @@ def _unseen_values(entry: dict, values, limit: int = 5) -> dict:
     s = s[s.notna() & ~s.isin(entry["categories"])]
     return {str(k): int(v) for k, v in s.value_counts().head(limit).items()}
 
+def value_facts(profile: dict, df: pd.DataFrame) -> tuple[dict, dict]:
+    "Per numeric feature, the values outside the contract's bounds; per categorical feature with unseen values, the most frequent."
+    oor = {c: _out_of_range(c, df[c]) for c in NUMERIC_FEATURES}
+    unseen = {c: u for c in CATEGORICAL_FEATURES if (u := _unseen_values(profile["features"][c], df[c]))}
+    return oor, unseen
+
+# %% ../nbs/10_drift.ipynb #cd62d255
 def quality_row(name: str, entry: dict, c, out_of_range: float, unseen_values: dict, th: Thresholds = Thresholds()) -> dict:
     "One feature's data quality from its slot counts `c`: missing rate and change, out-of-range and unseen shares, a verdict."
     n = int(np.sum(c)); d = max(n, 1)
@@ -128,14 +147,18 @@ def quality_row(name: str, entry: dict, c, out_of_range: float, unseen_values: d
     return dict(missing_rate_reference=entry["missing_rate"], missing_rate=missing, missing_change=change, out_of_range=out_of_range,
                 unseen=unseen, unseen_values=unseen_values if unseen > 0 else {}, n=n, verdict=worst(facts + [rate]))
 
-def quality_table(profile: dict, df: pd.DataFrame, counts: dict, th: Thresholds = Thresholds()) -> pd.DataFrame:
+# %% ../nbs/10_drift.ipynb #be1a8b8c
+def quality_from_counts(profile: dict, counts: dict, out_of_range: dict, rows: int, unseen_values: dict,
+                        th: Thresholds = Thresholds()) -> pd.DataFrame:
     "Per feature: reference and current missing rates, their change, the share out of the contract's range, the unseen share, a verdict."
-    rows = {}
-    for name in FEATURES:
-        e = profile["features"][name]
-        oor = _out_of_range(name, df[name]) if e["kind"] == "numeric" else 0.0
-        rows[name] = quality_row(name, e, counts[name], oor, _unseen_values(e, df[name]) if e["kind"] == "categorical" else {}, th)
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("feature")
+    share = lambda name: float(out_of_range[name] / max(rows, 1)) if profile["features"][name]["kind"] == "numeric" else 0.0
+    out = {name: quality_row(name, profile["features"][name], counts[name], share(name), unseen_values.get(name, {}), th) for name in FEATURES}
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("feature")
+
+def quality_table(profile: dict, df: pd.DataFrame, counts: dict, th: Thresholds = Thresholds()) -> pd.DataFrame:
+    "`quality_from_counts` of the typed frame `df` whose slot counts are `counts` (the pandas engine)."
+    oor, unseen = value_facts(profile, df)
+    return quality_from_counts(profile, counts, oor, len(df), unseen, th)
 
 # %% ../nbs/10_drift.ipynb #04688c6f
 RAGGED = "ragged_line"
@@ -150,6 +173,15 @@ def _reasons_text(broken: pd.DataFrame) -> pd.Series:
     "Per row, the `;`-joined names of the rules it breaks."
     return broken.apply(lambda r: ";".join(broken.columns[r.to_numpy()]), axis=1) if len(broken.columns) else pd.Series("", index=broken.index)
 
+def with_line_rules(broken: pd.DataFrame, ragged: pd.Series) -> pd.DataFrame:
+    "`broken` with a column per line rule a file line breaks (`ragged`: '' or the rule, as the readers mark it); a line with no values read breaks nothing else."
+    kinds = ragged.fillna("").astype(str).str.split("(", n=1).str[0]
+    for k in sorted(set(kinds) - {""}): broken[k if k in LINE_RULES else RAGGED] = (kinds == k).to_numpy()
+    blank = kinds.isin([k for k in LINE_RULES if k != RAGGED]).to_numpy()
+    for c in broken.columns.difference(list(LINE_RULES)): broken[c] &= ~blank
+    return broken
+
+# %% ../nbs/10_drift.ipynb #a5451f23
 def contract_section(broken: pd.DataFrame, where, raw: pd.DataFrame, th: Thresholds = Thresholds(), examples: int = 5) -> tuple[dict, np.ndarray]:
     "The data-contract part of data quality (rows per rule; examples: the first rows, and the first of each rule; a verdict) and the rows excluded."
     reject = [c for c in broken.columns if c in LINE_RULES or RULE[c].severity == "reject"]
@@ -181,6 +213,7 @@ def chunks_by_size(n: int, size: int, min_last: float | None = None) -> np.ndarr
     if full >= 1 and 0 < n - full * size < max(size / 2, min_last or 0): ids[ids == full] = full - 1
     return ids
 
+# %% ../nbs/10_drift.ipynb #e42cb153
 MAX_PERIODS = 10_000
 _PERIOD = re.compile(r"\s*(\d*)\s*([A-Za-z][A-Za-z-]*)\s*")
 
@@ -212,6 +245,7 @@ def control_limits(p0: float, n, sigmas: float = 3.0) -> tuple[np.ndarray, np.nd
     s = np.sqrt(p0 * (1 - p0) / np.asarray(n, dtype="float64"))
     return np.clip(p0 - sigmas * s, 0, 1), np.clip(p0 + sigmas * s, 0, 1)
 
+# %% ../nbs/10_drift.ipynb #34a547c6
 def _window_count(mask: np.ndarray, w: int) -> np.ndarray:
     "For each position, how many of the last `w` entries of `mask` (itself included) are True."
     return np.convolve(mask.astype("int64"), np.ones(w, dtype="int64"))[:len(mask)]
@@ -228,33 +262,44 @@ def western_electric(z) -> np.ndarray:
         out[:, 3] |= (s > 0) & (_window_count(s > 0, 8) >= 8)
     return out
 
+# %% ../nbs/10_drift.ipynb #95614cdc
+def chunk_sums(p, chunks, threshold: float = 0.5, y=None) -> pd.DataFrame:
+    "Per non-empty chunk: rows `n`, `sum_p`, expected `tp`, `fp`, `fn` at `threshold`; with outcomes `y` (NaN unknown) `n_labelled` and `sum_y`."
+    p, chunks = np.asarray(p, dtype="float64"), np.asarray(chunks, dtype="int64")
+    k = int(chunks.max()) + 1 if len(chunks) else 0
+    pred = (p >= threshold).astype("float64")
+    total = lambda w=None, at=chunks: np.bincount(at, weights=w, minlength=k)
+    out = pd.DataFrame(dict(chunk=np.arange(k), n=total().astype("int64"), sum_p=total(p), tp=total(p * pred), fp=total((1 - p) * pred),
+                            fn=total(p * (1 - pred))))
+    if y is not None:
+        y = np.asarray(y, dtype="float64"); known = ~np.isnan(y)
+        out["n_labelled"], out["sum_y"] = total(at=chunks[known]).astype("int64"), total(y[known], chunks[known])
+    return out[out.n > 0].reset_index(drop=True)
+
 # %% ../nbs/10_drift.ipynb #aca3cfa9
 RULE_NAMES = ("beyond_limits", "2_of_3_beyond_2_sigma", "4_of_5_beyond_1_sigma", "8_on_one_side")
 
-def p_chart(p, chunks, p0: float, y=None, sigmas: float = 3.0) -> pd.DataFrame:
-    "Per chunk: n, predicted_rate (mean of `p`), limits around `p0`, z, broken rules; realised_rate from outcomes `y` (NaN unknown)."
-    p, chunks = np.asarray(p, dtype="float64"), np.asarray(chunks)
-    k = int(chunks.max()) + 1 if len(chunks) else 0
-    n = np.bincount(chunks, minlength=k).astype("float64")
-    keep = n > 0
-    rate = np.bincount(chunks, weights=p, minlength=k)[keep] / n[keep]
-    n = n[keep]
+def p_chart_from_sums(sums: pd.DataFrame, p0: float, sigmas: float = 3.0) -> pd.DataFrame:
+    "Per chunk of `chunk_sums`: n, predicted_rate, limits around `p0`, z, broken rules; realised_rate when the sums have outcomes."
+    s = sums[sums.n > 0].sort_values("chunk")
+    n = s.n.to_numpy("float64")
+    rate = s.sum_p.to_numpy("float64") / n
     lo, hi = control_limits(p0, n, sigmas)
     z = (rate - p0) / np.sqrt(p0 * (1 - p0) / n)
-    broken = western_electric(z)
-    out = pd.DataFrame(dict(chunk=np.flatnonzero(keep), n=n.astype("int64"), predicted_rate=rate, lcl=lo, ucl=hi, z=z,
-                            beyond_limits=(rate < lo) | (rate > hi)))
-    out["rules"] = [",".join(RULE_NAMES[j] for j in np.flatnonzero(r)) for r in broken]
-    if y is not None:
-        y = np.asarray(y, dtype="float64")
-        known = ~np.isnan(y)
-        labelled = np.bincount(chunks[known], minlength=k)[keep]
-        defaults = np.bincount(chunks[known], weights=y[known], minlength=k)[keep]
-        out["n_labelled"] = labelled.astype("int64")
-        out["realised_rate"] = np.where(labelled > 0, defaults / np.maximum(labelled, 1), np.nan)
+    out = pd.DataFrame(dict(chunk=s.chunk.to_numpy("int64"), n=n.astype("int64"), predicted_rate=rate, lcl=lo, ucl=hi, z=z, beyond_limits=(rate < lo) | (rate > hi)))
+    if "start" in s: out.insert(1, "start", s.start.to_numpy())
+    out["rules"] = [",".join(RULE_NAMES[j] for j in np.flatnonzero(r)) for r in western_electric(z)]
+    if "n_labelled" in s:
+        labelled = s.n_labelled.to_numpy("int64")
+        out["n_labelled"] = labelled
+        out["realised_rate"] = np.where(labelled > 0, s.sum_y.to_numpy("float64") / np.maximum(labelled, 1), np.nan)
         rlo, rhi = control_limits(p0, np.maximum(labelled, 1), sigmas)
         out["realised_beyond_limits"] = (labelled > 0) & ((out.realised_rate < rlo) | (out.realised_rate > rhi))
     return out
+
+def p_chart(p, chunks, p0: float, y=None, sigmas: float = 3.0) -> pd.DataFrame:
+    "`p_chart_from_sums` of the rows' probabilities `p` in `chunks` (outcomes `y`, NaN unknown)."
+    return p_chart_from_sums(chunk_sums(p, chunks, y=y), p0, sigmas)
 
 # %% ../nbs/10_drift.ipynb #bf1da8d9
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -293,6 +338,7 @@ def weighted_auc(y, p, w) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return (pos * (below + neg / 2)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
+# %% ../nbs/10_drift.ipynb #a2c5b508
 def _weighted_scores(y, p, threshold: float, w) -> dict:
     "F1 at `threshold`, ROC AUC and Brier score under each row of weights `w`."
     pred = (p >= threshold).astype("float64")
@@ -318,24 +364,66 @@ def bootstrap_scores(y, p, threshold: float, n_boot: int = 200, seed: int = 0, l
     return out
 
 # %% ../nbs/10_drift.ipynb #5b66b77b
-def expected_performance(p, chunks, threshold: float) -> pd.DataFrame:
-    "Per chunk: expected default rate, precision, recall and F1 at `threshold`, from calibrated probabilities `p` alone."
-    p, chunks = np.asarray(p, dtype="float64"), np.asarray(chunks)
-    k = int(chunks.max()) + 1 if len(chunks) else 0
-    pred = (p >= threshold).astype("float64")
-    n = np.bincount(chunks, minlength=k)
-    tp = np.bincount(chunks, weights=p * pred, minlength=k)
-    fp = np.bincount(chunks, weights=(1 - p) * pred, minlength=k)
-    fn = np.bincount(chunks, weights=p * (1 - pred), minlength=k)
-    keep = n > 0
+def expected_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
+    "Per chunk of `chunk_sums`: expected default rate, precision, recall and F1 at the sums' threshold."
+    tp, fp, fn, n = (sums[k].to_numpy("float64") for k in ("tp", "fp", "fn", "n"))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = pd.DataFrame(dict(chunk=np.flatnonzero(keep), n=n[keep], expected_default_rate=(tp + fn)[keep] / n[keep],
-                                expected_precision=(tp / (tp + fp))[keep], expected_recall=(tp / (tp + fn))[keep],
-                                expected_f1=(2 * tp / (2 * tp + fp + fn))[keep]))
-    return out
+        return pd.DataFrame(dict(chunk=sums.chunk.to_numpy("int64"), n=sums.n.to_numpy("int64"), expected_default_rate=(tp + fn) / n,
+                                 expected_precision=tp / (tp + fp), expected_recall=tp / (tp + fn), expected_f1=2 * tp / (2 * tp + fp + fn)))
+
+def expected_performance(p, chunks, threshold: float) -> pd.DataFrame:
+    "`expected_from_sums` of the rows' calibrated probabilities `p` in `chunks`."
+    return expected_from_sums(chunk_sums(p, chunks, threshold))
+
+# %% ../nbs/10_drift.ipynb #d1f7a010
+def realised_performance(y, p, codes, threshold: float, test: dict, th: Thresholds, statuses: list, reasons: list) -> dict:
+    "From labelled rows (outcome `y`, probability `p`, chunk `codes`): calibration in the large, bootstrap scores against the test figures, per-chunk scores; appends verdicts."
+    z = float((y.sum() - p.sum()) / np.sqrt(max(np.sum(p * (1 - p)), 1e-12)))
+    calibration = dict(predicted_rate=float(p.mean()), realised_rate=float(y.mean()), difference=float(y.mean() - p.mean()), z=z)
+    if abs(z) > th.sigmas:
+        statuses.append("warn"); reasons.append(f"realised default rate {y.mean():.3f} against predicted {p.mean():.3f} (z = {z:.1f}): the model is off calibration")
+    overall = bootstrap_scores(y, p, threshold)
+    for k, v in overall.items():
+        ref = test.get(k)
+        worse = None if ref is None else (v["high"] < ref if k != "brier" else v["low"] > ref)
+        v["test"], v["below_test"] = ref, worse
+        if worse: statuses.append("warn"); reasons.append(f"realised {k} {v['value']:.3f} (90% CI {v['low']:.3f}-{v['high']:.3f}) is below test {ref:.3f}")
+    if overall["f1"]["value"] < th.min_f1:
+        statuses.append("alert"); reasons.append(f"realised F1 {overall['f1']['value']:.3f} is below the registration gate {th.min_f1:g}")
+    chunks = []
+    for c in np.unique(codes):
+        m = codes == c
+        if m.sum() >= 50 and len(np.unique(y[m])) == 2:
+            chunks.append(dict(chunk=int(c), n_labelled=int(m.sum())) | bootstrap_scores(y[m], p[m], threshold, seed=int(c)))
+    return dict(with_outcomes=True, labelled_rows=int(len(y)), calibration=calibration, overall=overall, chunks=chunks)
+
+# %% ../nbs/10_drift.ipynb #104adb09
+def judge_expected(f1: float, n: int, th: Thresholds, statuses: list, reasons: list) -> None:
+    "The expected F1's verdict from `n` scored rows: warn under the gate, insufficient data under `th.min_rows` rows."
+    if n < th.min_rows: statuses.append(INSUFFICIENT)
+    elif f1 < th.min_f1: statuses.append("warn"); reasons.append(f"expected F1 {f1:.3f} is below the registration gate {th.min_f1:g}")
+
+def enough_outcomes(y, th: Thresholds) -> bool:
+    "At least `th.min_rows` labelled rows of both outcomes: realised performance can be judged."
+    return len(y) >= th.min_rows and len(np.unique(y)) == 2
+
+# %% ../nbs/10_drift.ipynb #d14f08d5
+def performance_section(sums: pd.DataFrame, labelled: pd.DataFrame | None, threshold: float, test: dict,
+                        th: Thresholds = Thresholds()) -> tuple[dict, list[str]]:
+    "Expected performance from `chunk_sums`, realised from the `labelled` rows (chunk, probability, outcome) when there are enough; status, reasons."
+    expected = expected_from_sums(sums)
+    overall = expected_from_sums(sums[["n", "tp", "fp", "fn"]].sum().to_frame().T.assign(chunk=0)).iloc[0].drop("chunk")
+    out = dict(threshold=threshold, test=test, expected=dict(overall=json.loads(overall.to_json()), chunks=_records(expected)))
+    statuses, reasons = [], []
+    judge_expected(overall.expected_f1, int(sums.n.sum()), th, statuses, reasons)
+    y = None if labelled is None else labelled[TARGET].to_numpy("float64")
+    if y is not None and enough_outcomes(y, th):
+        p, codes = labelled[SCORE].to_numpy("float64"), labelled["chunk"].to_numpy("int64")
+        out |= realised_performance(y, p, codes, threshold, test, th, statuses, reasons)
+    else: out |= dict(with_outcomes=False, labelled_rows=0 if y is None else len(y))
+    return out | dict(status=worst(statuses)), reasons
 
 # %% ../nbs/10_drift.ipynb #dc67af55
-SCORE, DECISION = "probability_of_default", "predicted_default"
 WHERE, RAGGED_COL = "_where", "_ragged"          # where a row came from ('line 18'), and a file line's field-count problem
 KNOWN_EXTRAS = (SCORE, DECISION, TARGET, "scored_at", "application_id", "request_id", "model_name", "model_version", "decision",
                 "reasons", WHERE, RAGGED_COL)
@@ -379,6 +467,7 @@ def checked_scores(values: pd.Series, where) -> np.ndarray:
         raise DataError(f"{at}: {SCORE} is missing" if v is None else f"{at}: {SCORE} {v!r} is not a probability between 0 and 1{pct}")
     return x
 
+# %% ../nbs/10_drift.ipynb #2e82778c
 def checked_labels(typed: pd.Series, unreadable: pd.Series, raw: pd.Series, where) -> np.ndarray:
     "Outcomes as 0.0/1.0 (NaN where not known yet), or a `DataError` naming the first that is not 0, 1 or empty."
     bad = unreadable.to_numpy() | (typed.notna() & ~typed.isin([0, 1])).to_numpy()
@@ -386,6 +475,11 @@ def checked_labels(typed: pd.Series, unreadable: pd.Series, raw: pd.Series, wher
         at, v = _first_bad(bad, raw, where)
         raise DataError(f"{at}: {TARGET} {v!r} is not an outcome: 0 (repaid), 1 (defaulted) or empty (not known yet)")
     return typed.to_numpy("float64", na_value=np.nan)
+
+# %% ../nbs/10_drift.ipynb #d1d23c6a
+def _time_or_nat(v):
+    try: return pd.Timestamp(v).tz_localize("UTC") if pd.Timestamp(v).tzinfo is None else pd.Timestamp(v).tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError): return pd.NaT
 
 def parse_times(values: pd.Series, where, name: str = "scored_at") -> pd.Series:
     "`values` as UTC timestamps (naive ones taken as UTC), or a `DataError` naming the first that is empty or not a time."
@@ -398,10 +492,6 @@ def parse_times(values: pd.Series, where, name: str = "scored_at") -> pd.Series:
         epoch = " (numbers are not read as times: write ISO 8601, e.g. 2026-11-01T10:00:00Z)" if re.fullmatch(r"\s*\d+(\.\d*)?\s*", str(v)) else ""
         raise DataError(f"{at}: {name} is empty" if v is None else f"{at}: {name} {v!r} is not a date and time{epoch}")
     return t
-
-def _time_or_nat(v):
-    try: return pd.Timestamp(v).tz_localize("UTC") if pd.Timestamp(v).tzinfo is None else pd.Timestamp(v).tz_convert("UTC")
-    except (ValueError, TypeError, OverflowError): return pd.NaT
 
 # %% ../nbs/10_drift.ipynb #d9645b30
 @dataclass
@@ -421,17 +511,14 @@ def _typed_contract(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             if inf.any(): unreadable[c], typed[c] = unreadable[c] | inf, typed[c].where(~inf)
     return typed, unreadable
 
+# %% ../nbs/10_drift.ipynb #c8e143dd
 def check_current(df: pd.DataFrame, time_col: str | None = "scored_at", th: Thresholds = Thresholds()) -> Checked:
     "Check `df` against the contract: the usable rows typed and sorted by time, and the data-contract section."
     check_columns(df.columns)
     where = df[WHERE].astype(str).to_numpy() if WHERE in df else np.array([f"row {i}" for i in range(1, len(df) + 1)])
     typed, unreadable = _typed_contract(df)
     broken = check_rows(typed[FEATURES], {c: unreadable[c] for c in FEATURES})
-    if RAGGED_COL in df:                               # a line of a file that could not be split into the header's fields
-        kinds = df[RAGGED_COL].fillna("").astype(str).str.split("(", n=1).str[0]
-        for k in sorted(set(kinds) - {""}): broken[k if k in LINE_RULES else RAGGED] = (kinds == k).to_numpy()
-        blank = kinds.isin([k for k in LINE_RULES if k != RAGGED]).to_numpy()       # no values were read: their rules say nothing more
-        for c in broken.columns.difference(list(LINE_RULES)): broken[c] &= ~blank
+    if RAGGED_COL in df: broken = with_line_rules(broken, df[RAGGED_COL])     # a file line that could not be split into the header's fields
     contract, excluded = contract_section(broken, where, df, th)
     keep, at = ~excluded, where[~excluded]
     out = typed.loc[keep, FEATURES].reset_index(drop=True)
@@ -441,7 +528,24 @@ def check_current(df: pd.DataFrame, time_col: str | None = "scored_at", th: Thre
     if time_col and time_col in out: out = out.sort_values(time_col, kind="stable", ignore_index=True)
     return Checked(out, contract, len(df))
 
-# %% ../nbs/10_drift.ipynb #d1f7a010
+# %% ../nbs/10_drift.ipynb #a3a99f79
+@dataclass
+class DriftCounts:
+    "What an engine counts in the current rows: all the report needs, nothing that needs the rows again."
+    rows: int                                   # rows read
+    compared: int                               # rows compared: those the contract does not exclude
+    contract: dict                              # `contract_section`
+    counts: dict                                # per feature (and 'score'): counts in the reference's slots
+    out_of_range: dict                          # per numeric feature: values outside the contract's bounds
+    unseen_values: dict                         # per categorical feature with some: its most frequent unseen values
+    chunking: dict                              # how the rows were cut into chunks
+    sums: pd.DataFrame | None = None            # `chunk_sums`, with `start` when chunks have a time; None without scores
+    labelled: pd.DataFrame | None = None        # chunk, probability, outcome of the labelled rows; None without an outcome column
+    window: dict | None = None                  # the first and last scored_at
+    engine: str = "pandas"
+    seconds: float = 0.0                        # time spent counting
+
+# %% ../nbs/10_drift.ipynb #920068ad
 NO_TIME_ORDER = "no scored_at column: the rows of a file have no time order of their own, so they are compared as one sample"
 
 def _chunk(df: pd.DataFrame, time_col: str | None, chunk_size: int | None, period: str | None, th: Thresholds):
@@ -455,49 +559,33 @@ def _chunk(df: pd.DataFrame, time_col: str | None, chunk_size: int | None, perio
     size = chunk_size or default_chunk_size(len(df), th.min_rows)
     return chunks_by_size(len(df), size, None if chunk_size else th.min_rows), None, dict(by="rows", size=int(size))
 
-def realised_performance(y, p, codes, threshold: float, test: dict, th: Thresholds, statuses: list, reasons: list) -> dict:
-    "From labelled rows (outcome `y`, probability `p`, chunk `codes`): calibration in the large, bootstrap scores against the test figures, per-chunk scores; appends verdicts."
-    z = float((y.sum() - p.sum()) / np.sqrt(max(np.sum(p * (1 - p)), 1e-12)))
-    calibration = dict(predicted_rate=float(p.mean()), realised_rate=float(y.mean()), difference=float(y.mean() - p.mean()), z=z)
-    if abs(z) > th.sigmas:
-        statuses.append("warn"); reasons.append(f"realised default rate {y.mean():.3f} against predicted {p.mean():.3f} (z = {z:.1f}): the model is off calibration")
-    overall = bootstrap_scores(y, p, threshold)
-    for k, v in overall.items():
-        ref = test.get(k)
-        worse = None if ref is None else (v["high"] < ref if k != "brier" else v["low"] > ref)
-        v["test"], v["below_test"] = ref, worse
-        if worse: statuses.append("warn"); reasons.append(f"realised {k} {v['value']:.3f} (90% CI {v['low']:.3f}-{v['high']:.3f}) is below test {ref:.3f}")
-    if overall["f1"]["value"] < th.min_f1:
-        statuses.append("alert"); reasons.append(f"realised F1 {overall['f1']['value']:.3f} is below the registration gate {th.min_f1:g}")
-    chunks = []
-    for c in np.unique(codes):
-        m = codes == c
-        if m.sum() >= 50 and len(np.unique(y[m])) == 2:
-            chunks.append(dict(chunk=int(c), n_labelled=int(m.sum())) | bootstrap_scores(y[m], p[m], threshold, seed=int(c)))
-    return dict(with_outcomes=True, labelled_rows=int(len(y)), calibration=calibration, overall=overall, chunks=chunks)
+# %% ../nbs/10_drift.ipynb #1ef0b6c9
+def _chart_counts(cur: pd.DataFrame, p, codes, labels, time_col, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    "The per-chunk sums (with each chunk's start when chunks have a time) and the labelled rows (chunk, probability, outcome)."
+    y = cur[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in cur else None
+    sums = chunk_sums(p, codes, threshold, y)
+    if labels is not None: sums.insert(1, "start", [labels[c] for c in sums.chunk])
+    elif time_col: sums.insert(1, "start", cur[time_col].iloc[np.searchsorted(codes, sums.chunk)].astype(str).to_numpy())
+    if y is None: return sums, None
+    known = ~np.isnan(y)
+    return sums, pd.DataFrame({"chunk": codes[known], SCORE: p[known], TARGET: y[known]})
 
-def judge_expected(f1: float, n: int, th: Thresholds, statuses: list, reasons: list) -> None:
-    "The expected F1's verdict from `n` scored rows: warn under the gate, insufficient data under `th.min_rows` rows."
-    if n < th.min_rows: statuses.append(INSUFFICIENT)
-    elif f1 < th.min_f1: statuses.append("warn"); reasons.append(f"expected F1 {f1:.3f} is below the registration gate {th.min_f1:g}")
-
-def enough_outcomes(y, th: Thresholds) -> bool:
-    "At least `th.min_rows` labelled rows of both outcomes: realised performance can be judged."
-    return len(y) >= th.min_rows and len(np.unique(y)) == 2
-
-def _performance(df, p, codes, threshold, test, th) -> dict:
-    "Realised performance per chunk and overall when enough outcomes exist, expected performance always."
-    expected = expected_performance(p, codes, threshold)
-    overall_expected = expected_performance(p, np.zeros(len(p), dtype="int64"), threshold).iloc[0]
-    out = dict(threshold=threshold, test=test, expected=dict(overall=json.loads(overall_expected.to_json()), chunks=_records(expected)))
-    statuses, reasons = [], []
-    judge_expected(overall_expected.expected_f1, len(p), th, statuses, reasons)
-    y = df[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in df else None
-    known = None if y is None else ~np.isnan(y)
-    if known is not None and enough_outcomes(y[known], th):
-        out |= realised_performance(y[known], p[known], codes[known], threshold, test, th, statuses, reasons)
-    else: out |= dict(with_outcomes=False, labelled_rows=0 if known is None else int(known.sum()))
-    return out | dict(status=worst(statuses)), reasons
+# %% ../nbs/10_drift.ipynb #b188b0ed
+def pandas_counts(current: pd.DataFrame, profile: dict, threshold: float = 0.5, chunk_size: int | None = None, period: str | None = None,
+                  time_col: str | None = "scored_at", th: Thresholds = Thresholds(), scorer=None) -> DriftCounts:
+    "The counts of the frame `current` against `profile`: checked, scored by `scorer` when it has no scores, counted with numpy."
+    started = time.perf_counter()
+    if len(current) == 0: raise DataError("no current rows to compare with the reference")
+    checked = check_current(current, time_col, th)
+    cur = checked.frame
+    time_col = time_col if time_col and time_col in cur.columns else None
+    if SCORE not in cur and scorer is not None and len(cur): cur[SCORE] = np.asarray(scorer(cur[FEATURES]), dtype="float64")
+    p = cur[SCORE].to_numpy("float64") if SCORE in cur else None
+    codes, labels, chunking = _chunk(cur, time_col, chunk_size, period, th)
+    sums, labelled = _chart_counts(cur, p, codes, labels, time_col, threshold) if p is not None and len(p) else (None, None)
+    window = {k: str(cur[time_col].iloc[i]) for k, i in (("start", 0), ("end", -1))} if time_col and len(cur) else None
+    return DriftCounts(checked.rows, len(cur), checked.contract, feature_counts(profile, cur, p), *value_facts(profile, cur), chunking,
+                       sums, labelled, window, "pandas", time.perf_counter() - started)
 
 # %% ../nbs/10_drift.ipynb #59ff62c2
 def _reasons(psi_t: pd.DataFrame, dq: pd.DataFrame, contract: dict) -> list[str]:
@@ -513,39 +601,39 @@ def _reasons(psi_t: pd.DataFrame, dq: pd.DataFrame, contract: dict) -> list[str]
 def _sample_reason(n: int, th: Thresholds) -> list[str]:
     return [f"only {n:,} usable rows: at least {th.min_rows:,} are needed to judge drift (LD_DRIFT_MIN_ROWS)"] if n < th.min_rows else []
 
+def _distributions(profile: dict, counts: dict) -> dict:
+    "Per feature (and score): the slot labels, the reference's shares and the current ones."
+    return {k: dict(labels=bin_labels(_entry(profile, k)), reference=reference_shares(_entry(profile, k)).tolist(), current=shares(c).tolist())
+            for k, c in counts.items()}
+
+# %% ../nbs/10_drift.ipynb #eba5c728
+def counts_report(c: DriftCounts, profile: dict, threshold: float = 0.5, test: dict | None = None, model: dict | None = None,
+                  th: Thresholds = Thresholds()) -> dict:
+    "The drift report from an engine's counts `c` against `profile`: status, reasons, PSI, data quality and contract, p-chart, performance."
+    started = time.perf_counter()
+    psi_t = psi_table(profile, c.counts, th)
+    dq = quality_from_counts(profile, c.counts, c.out_of_range, c.compared, c.unseen_values, th)
+    reasons, statuses = _sample_reason(c.compared, th) + _reasons(psi_t, dq, c.contract), list(psi_t.verdict) + list(dq.verdict) + [c.contract["status"]]
+    chart = perf = None
+    if c.sums is not None:
+        p0 = profile["score"]["mean"]
+        chart, chart_reasons = chart_section(p_chart_from_sums(c.sums, p0, th.sigmas), p0, profile, th)
+        perf, perf_reasons = performance_section(c.sums, c.labelled, threshold, test or {}, th)
+        statuses += [chart["status"], perf["status"]]; reasons += chart_reasons + perf_reasons
+    return dict(status=overall_status(statuses, c.compared, th.min_rows), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                model=model or {}, rows=c.rows, rows_compared=c.compared, min_rows=th.min_rows, window=c.window, chunking=c.chunking,
+                thresholds=asdict(th), psi={k: float(v) for k, v in psi_t.psi.items()}, psi_table=json.loads(psi_t.to_json(orient="index")),
+                distributions=_distributions(profile, c.counts), data_quality=dict(status=worst(list(dq.verdict) + [c.contract["status"]]),
+                features=json.loads(dq.to_json(orient="index")), contract=c.contract), control_chart=chart, performance=perf,
+                engine=c.engine, seconds=round(c.seconds + time.perf_counter() - started, 3))
+
+# %% ../nbs/10_drift.ipynb #e81bd43a
 def drift_report(current: pd.DataFrame, profile: dict, threshold: float = 0.5, test: dict | None = None, model: dict | None = None,
                  chunk_size: int | None = None, period: str | None = None, time_col: str | None = "scored_at",
                  th: Thresholds = Thresholds(), scorer=None) -> dict:
-    "The drift report of `current` against reference `profile`: status, PSI, data quality and contract, p-chart, performance."
-    started = time.perf_counter()
-    if len(current) == 0: raise DataError("no current rows to compare with the reference")
-    checked = check_current(current, time_col, th)
-    cur = checked.frame
-    time_col = time_col if time_col and time_col in cur.columns else None
-    if SCORE not in cur and scorer is not None and len(cur): cur[SCORE] = np.asarray(scorer(cur[FEATURES]), dtype="float64")
-    p = cur[SCORE].to_numpy("float64") if SCORE in cur else None
-    counts = feature_counts(profile, cur, p)
-    psi_t, dq = psi_table(profile, counts, th), quality_table(profile, cur, counts, th)
-    reasons = _sample_reason(len(cur), th) + _reasons(psi_t, dq, checked.contract)
-    codes, labels, chunking = _chunk(cur, time_col, chunk_size, period, th)
-    statuses = list(psi_t.verdict) + list(dq.verdict) + [checked.contract["status"]]
-    chart = perf = None
-    if p is not None and len(p):
-        pc = p_chart(p, codes, profile["score"]["mean"], cur[TARGET].to_numpy("float64") if TARGET in cur else None, th.sigmas)
-        if labels is not None: pc.insert(1, "start", [labels[c] for c in pc.chunk])
-        elif time_col: pc.insert(1, "start", cur[time_col].iloc[np.searchsorted(codes, pc.chunk)].astype(str).to_numpy())
-        chart, chart_reasons = chart_section(pc, profile["score"]["mean"], profile, th)
-        perf, perf_reasons = _performance(cur, p, codes, threshold, test or {}, th)
-        statuses += [chart["status"], perf["status"]]; reasons += chart_reasons + perf_reasons
-    window = {k: str(cur[time_col].iloc[i]) for k, i in (("start", 0), ("end", -1))} if time_col and len(cur) else None
-    return dict(status=overall_status(statuses, len(cur), th.min_rows), reasons=reasons, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                model=model or {}, rows=checked.rows, rows_compared=len(cur), min_rows=th.min_rows, window=window, chunking=chunking,
-                thresholds=asdict(th), psi={k: float(v) for k, v in psi_t.psi.items()}, psi_table=json.loads(psi_t.to_json(orient="index")),
-                distributions={k: dict(labels=bin_labels(_entry(profile, k)), reference=reference_shares(_entry(profile, k)).tolist(),
-                                       current=shares(c).tolist()) for k, c in counts.items()},
-                data_quality=dict(status=worst(list(dq.verdict) + [checked.contract["status"]]), features=json.loads(dq.to_json(orient="index")),
-                                  contract=checked.contract),
-                control_chart=chart, performance=perf, seconds=round(time.perf_counter() - started, 3))
+    "The drift report of the frame `current` against reference `profile`, counted by the pandas engine."
+    c = pandas_counts(current, profile, threshold, chunk_size, period, time_col, th, scorer)
+    return counts_report(c, profile, threshold, test, model, th)
 
 # %% ../nbs/10_drift.ipynb #17f71b14
 _COLOURS = {"ok": "tab:green", "warn": "tab:orange", "alert": "tab:red", INSUFFICIENT: "tab:grey"}
@@ -563,6 +651,7 @@ def plot_psi(report: dict):
     ax.set_xscale("symlog", linthresh=0.01); ax.set_xlabel("PSI (symlog scale)"); ax.set_title("Population stability index against the reference")
     return fig
 
+# %% ../nbs/10_drift.ipynb #8274bd2e
 def plot_p_chart(report: dict):
     "The p-chart: predicted default rate per chunk, centre p0, limits, flagged points; realised rate when known."
     from matplotlib.figure import Figure
@@ -583,6 +672,7 @@ def plot_p_chart(report: dict):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
+# %% ../nbs/10_drift.ipynb #91f0b51a
 def plot_distributions(report: dict, names: list[str] | None = None, top: int = 4):
     "Reference versus current shares in the reference's slots, for `names` (default: the `top` features by PSI, and the score)."
     from matplotlib.figure import Figure
@@ -608,22 +698,6 @@ def _clean(x):
     if isinstance(x, np.bool_): return bool(x)
     return x
 
-def _cell(v) -> str:
-    "A table cell's text: floats to 4 significant figures, None empty, dicts as 'key: value' pairs."
-    if v is None: return ""
-    if isinstance(v, float): return f"{v:.4g}"
-    if isinstance(v, dict): return ", ".join(f"{k}: {_cell(x)}" for k, x in v.items())
-    return str(v)
-
-def render_template(name: str, **context) -> str:
-    "Render the package template `templates/<name>` with jinja2, autoescaping on: values from data are escaped."
-    import jinja2
-    from importlib.resources import files
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("loan_default") / "templates")), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters |= dict(cell=_cell, count=lambda n: f"{n:,}", css=lambda s: str(s).replace(" ", "-"))
-    return env.get_template(name).render(**context)
-
 # %% ../nbs/10_drift.ipynb #d1f7a030
 def _png(fig):
     "A figure as an inline PNG `<img>` (markup we made from bytes we drew: safe)."
@@ -644,21 +718,22 @@ def report_html(report: dict) -> str:
     plots = dict(psi=_png(plot_psi(report)), distributions=_png(plot_distributions(report)), chart=_png(plot_p_chart(report)) if chart else "")
     return render_template("drift_report.html", r=report, m=report.get("model") or {}, plots=plots, css=_CSS, flagged=flagged, flagged_columns=columns)
 
+# %% ../nbs/10_drift.ipynb #dc72c534
 def write_report(report: dict, out) -> tuple[Path, Path]:
     "Write `out/report.json` and `out/report.html`; return both paths."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
     report = _clean(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    js = write_json(report, out / "report.json")
     (out / "report.html").write_text(report_html(report), encoding="utf-8")
-    return out / "report.json", out / "report.html"
+    return js, out / "report.html"
 
 # %% ../nbs/10_drift.ipynb #536e4fb1
 def read_current(path) -> pd.DataFrame:
     "A CSV (values as text) or parquet file of current rows, with `_where` (line or row) and `_ragged`; `DataError` when it is no table of applicants."
-    from loan_default.validate import _check_file, _decode, _parse_csv, _records_frame, _parquet_text, _line_problems
+    from loan_default.validate import _check_file, _decode, _parse_csv, _records_frame, _parquet_text, _line_problems, file_format
     path = Path(path)
     data = _check_file(path)
-    if data[:4] == b"PAR1":
+    if file_format(path) == "parquet":
         df = _parquet_text(data, path).reset_index(drop=True)   # text, normalised as validate reads it
         check_columns(df.columns, path)
         if df.empty: raise DataError(f"{path} has no data rows")
@@ -670,6 +745,7 @@ def read_current(path) -> pd.DataFrame:
     broken, _ = _line_problems(lines, texts, problems)
     return frame.assign(**{WHERE: [f"line {n}" for n in lines], RAGGED_COL: [b or r for b, r in zip(broken, ragged)]})
 
+# %% ../nbs/10_drift.ipynb #72809bea
 def _utc(t, what: str = "time") -> pd.Timestamp | None:
     "`t` as a UTC timestamp (naive values are taken as UTC); `DataError` naming `what` when it is not a time."
     if t is None: return None
@@ -686,6 +762,27 @@ def check_window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None
 
 def _utc_naive(t, what: str = "time"):
     return None if t is None else _utc(t, what).tz_localize(None).to_pydatetime()
+
+# %% ../nbs/10_drift.ipynb #d1f7a050
+def check_window_column(columns, since=None, until=None) -> None:
+    "`DataError` when a window is asked of rows that have no scored_at column."
+    if (since is not None or until is not None) and "scored_at" not in columns: raise DataError("--since/--until need a scored_at column in the file")
+
+def empty_window(since, until) -> DataError:
+    "The one-line error for a window that holds no rows."
+    lo, hi = check_window(since, until)
+    return DataError(f"no rows with scored_at{' from ' + str(lo) if lo is not None else ''}{' until ' + str(hi) if hi is not None else ''}")
+
+def in_window(df: pd.DataFrame, since=None, until=None) -> pd.DataFrame:
+    "The rows of a file in `[since, until)` by scored_at; rows whose time cannot be read stay, for `check_current` to name."
+    if since is None and until is None: return df
+    check_window_column(df.columns, since, until)
+    lo, hi = check_window(since, until)
+    raw = df["scored_at"]
+    t = pd.to_datetime(raw, utc=True) if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw.astype("string"), utc=True, errors="coerce", format="mixed")
+    keep = t.isna() | (((t >= lo) if lo is not None else True) & ((t < hi) if hi is not None else True))
+    if not keep.any(): raise empty_window(since, until)
+    return df[keep.to_numpy()]
 
 # %% ../nbs/10_drift.ipynb #d1f7a040
 def shown_url(url: str) -> str:
@@ -709,6 +806,7 @@ def store_engine(url: str):
     if not path.is_file(): raise DataError(f"no prediction store at {path}: the file does not exist")
     return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True))
 
+# %% ../nbs/10_drift.ipynb #a6b28543
 def _json_inputs(x) -> tuple[dict, str]:
     "One stored `inputs` value as its fields, and '' or why it holds none (a `bad_inputs` line rule: the row is counted, then left out)."
     if isinstance(x, (str, bytes)):
@@ -739,6 +837,7 @@ def _store_tables(engine, shown: str):
     if missing := [c for c in STORE_COLUMNS if c not in pr.c]: raise DataError(f"{shown}: its predictions table has no column {', '.join(missing)}: not a prediction store")
     return pr, oc if oc is not None and all(c in oc.c for c in ("id", "application_id", TARGET)) else None
 
+# %% ../nbs/10_drift.ipynb #6bb5ad24
 def read_store(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None) -> pd.DataFrame:
     "Predictions logged in `[since, until)` (UTC), with their applicant fields and their latest outcome (`loan_status`, NaN until known)."
     import sqlalchemy as sa
@@ -767,73 +866,96 @@ def read_store(url: str, since=None, until=None, model_name: str | None = None, 
     df["scored_at"] = parse_times(df["scored_at"], df[WHERE].to_numpy())
     return df
 
+# %% ../nbs/10_drift.ipynb #9e2dbf2d
+def _store_version(df: pd.DataFrame) -> tuple[str, str]:
+    "The (model name, version) that scored most rows of `df`."
+    top = df.groupby(["model_name", "model_version"], dropna=False).size().sort_values(ascending=False, kind="stable")
+    return top.index[0]
+
+def store_rows(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None) -> tuple[pd.DataFrame, int, tuple | None]:
+    "The store's predictions in the window by one version: (rows, how many other versions' rows were left out, the version chosen when none was given)."
+    df = read_store(url, since, until, model_name, model_version)
+    if len(df) == 0: raise DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
+    if model_version is not None: return df, 0, None
+    scored_by = _store_version(df)
+    keep = ((df.model_name == scored_by[0]) & (df.model_version == scored_by[1])).to_numpy()
+    return df[keep].reset_index(drop=True), int((~keep).sum()), scored_by
+
 # %% ../nbs/10_drift.ipynb #84117545
-@dataclass
-class ModelReference:
-    "What monitoring needs from one model version: its reference profile, threshold and test figures."
-    name: str | None
-    version: str | None
-    run_id: str | None
+@dataclass(frozen=True)
+class Reference:
+    "What current rows are compared with: a reference profile, the decision threshold, and the version behind them (None for a profile file)."
     profile: dict
-    threshold: float
-    test: dict = field(default_factory=dict)
-    def info(self) -> dict: return dict(name=self.name, version=self.version, run_id=self.run_id, threshold=self.threshold)
+    threshold: float = 0.5
+    model: ModelVersion | None = None
 
-def model_reference(name: str = "loan-default", alias: str | None = "production", version: str | None = None) -> ModelReference:
-    "The reference of version `version` of `name` (or of the one `alias` points to), from its training run."
-    import tempfile as _tf
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from loan_default.registry import _quiet_downloads
-    client = MlflowClient()
-    try: mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, alias)
-    except MlflowException as e: raise DataError(f"no model {name} {'version ' + str(version) if version else '@' + str(alias)}: {str(e).splitlines()[0]}") from None
-    run = client.get_run(mv.run_id)
-    with _tf.TemporaryDirectory() as d:
-        try:
-            with _quiet_downloads(): profile = load_profile(client.download_artifacts(mv.run_id, "reference_profile.json", d))
-        except (MlflowException, OSError): raise DataError(f"{name} version {mv.version}: its run {mv.run_id} has no reference_profile.json") from None
-    m = run.data.metrics
-    test = {k: m[f"test_{k}"] for k in ("f1", "roc_auc", "brier") if f"test_{k}" in m}
-    return ModelReference(name, str(mv.version), mv.run_id, profile, float(run.data.params.get("threshold", 0.5)), test)
+    def test(self) -> dict:
+        "The version's test figures (f1, roc_auc, brier): what realised performance is set against."
+        return self.model.test_figures() if self.model else {}
 
-def score_frame(df: pd.DataFrame, name: str, version: str) -> pd.DataFrame:
-    "`df` with `probability_of_default` and `predicted_default` from version `version` of `name`."
-    from loan_default.registry import load_version      # a damaged model is named as unloadable, a missing one as missing
-    pred = load_version(name, version)[1].predict(df[[c for c in FEATURES if c in df]])
-    return df.assign(**{SCORE: pred[SCORE].to_numpy(), DECISION: pred[DECISION].to_numpy()})
+    def info(self) -> dict:
+        "The report's `model` section."
+        m = self.model
+        return dict(name=m and m.name, version=m and m.version, run_id=m and m.run_id, threshold=self.threshold, alias=m and m.alias)
 
-def model_scorer(name: str, version: str):
-    "A function scoring typed applicant rows with version `version` of `name` (loaded on first use); `DataError` when it cannot."
-    from mlflow.exceptions import MlflowException
-    def score(X: pd.DataFrame) -> np.ndarray:
-        try: return score_frame(X, name, version)[SCORE].to_numpy("float64")
-        except (MlflowException, OSError) as e: raise DataError(f"scoring with {name} version {version} failed: {str(e).strip().splitlines()[0]}") from None
-    return score
+# %% ../nbs/10_drift.ipynb #2fafe3ed
+def checked_profile(profile, source) -> dict:
+    "`profile` when it has an entry for every feature and the score; `DataError` naming `source` when it is not a reference profile."
+    feats = profile.get("features") if isinstance(profile, dict) else None
+    entry = lambda e: isinstance(e, dict) and "kind" in e and "missing_rate" in e
+    missing = [c for c in FEATURES if not isinstance(feats, dict) or not entry(feats.get(c))]
+    if not isinstance(profile, dict) or not isinstance(profile.get("score"), dict) or "mean" not in profile["score"]: missing.append("score")
+    if missing: raise DataError(f"{source}: not a reference profile (no usable entry for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+    return profile
+
+def profile_reference(path, threshold: float | None = None) -> Reference:
+    "The reference profile file `path` as a `Reference` without a model version; `DataError` naming the file when it is not one."
+    try: prof = load_profile(path)
+    except DataError: raise                     # load_profile's own one line already names the file
+    except (AttributeError, TypeError): raise DataError(f"{path}: not a reference profile (its JSON is not an object with a profile's fields)") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"{path}: not a reference profile ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+    return Reference(checked_profile(prof, path), 0.5 if threshold is None else float(threshold))
+
+# %% ../nbs/10_drift.ipynb #63af793f
+def reference(model: str = "loan-default", alias: str | None = "production", version: str | None = None, profile=None,
+              threshold: float | None = None) -> Reference:
+    "The reference: the profile file `profile`, or the version `version` of `model` (else the one `alias` points to); `threshold` overrides its own."
+    if profile is not None: return profile_reference(profile, threshold)
+    mv = model_version(model, None if version else alias, version)
+    return Reference(checked_profile(mv.profile, str(mv)), mv.threshold if threshold is None else float(threshold), mv)
+
+def version_scorer(mv: ModelVersion):
+    "A function giving the probabilities of typed applicant rows from version `mv` (loaded and self-checked on first use)."
+    return lambda X: mv.score(model_columns(X)).probability
 
 # %% ../nbs/10_drift.ipynb #144266ac
 DRIFT = "drift"
 
-def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -> str:
-    "Log `report` and its `files` as an MLflow run tagged with the model version; tag the version back. Returns the run id."
-    import mlflow
-    from mlflow import MlflowClient
-    from loan_default.registry import KIND_TAG, check_tracking
-    check_tracking()
-    m = report.get("model") or {}
-    if mlflow.get_experiment_by_name(experiment) is None: mlflow.create_experiment(experiment)
-    mlflow.set_experiment(experiment)
-    metrics = {f"psi.{k}": v for k, v in report["psi"].items() if v is not None and np.isfinite(v)}
+def _run_metrics(report: dict) -> dict:
+    "The run's metrics: PSI per feature, the share of chunks beyond the limits, realised figures and the expected F1."
+    metrics = {f"psi.{k}": v for k, v in report["psi"].items()}
     if report.get("control_chart"):
         pts = report["control_chart"]["points"]
         metrics["chart.beyond_limits_share"] = float(np.mean([pt["beyond_limits"] for pt in pts])) if pts else 0.0
     if (perf := report.get("performance")):
-        if perf.get("with_outcomes"): metrics |= {f"realised.{k}": v["value"] for k, v in perf["overall"].items() if v["value"] is not None}
+        if perf.get("with_outcomes"): metrics |= {f"realised.{k}": v["value"] for k, v in perf["overall"].items()}
         metrics["expected.f1"] = perf["expected"]["overall"]["expected_f1"]
-    metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+
+# %% ../nbs/10_drift.ipynb #32e58e2f
+def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -> str:
+    "Log `report` and its `files` as an MLflow run tagged with the model version; tag the version back. Returns the run id."
+    import mlflow
+    from mlflow import MlflowClient
+    from loan_default.store import KIND_TAG, check_tracking
+    check_tracking()
+    m = report.get("model") or {}
+    if mlflow.get_experiment_by_name(experiment) is None: mlflow.create_experiment(experiment)
+    mlflow.set_experiment(experiment)
     tags = {KIND_TAG: DRIFT, "drift.status": report["status"], "rows": str(report["rows"])} | {f"model.{k}": str(v) for k, v in m.items() if v is not None}
     with mlflow.start_run(run_name=f"drift-{time.strftime('%Y%m%d-%H%M%S')}") as run:
-        mlflow.set_tags(tags); mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags); mlflow.log_metrics(_run_metrics(report))
         for f in files: mlflow.log_artifact(str(f))
     if m.get("name") and m.get("version"):
         client = MlflowClient()
@@ -850,6 +972,7 @@ def exit_status(status: str, fail_on: str | None) -> int:
     if fail_on not in FAIL_ON: raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)} (got {fail_on!r})")
     return int(SEVERITY.index(status) >= SEVERITY.index(fail_on))
 
+# %% ../nbs/10_drift.ipynb #884ed3c6
 @dataclass
 class DriftResult:
     "What `drift_command` did: the report, the exit code, a summary line, the files written and the MLflow run."
@@ -859,80 +982,49 @@ class DriftResult:
     files: tuple = ()
     run_id: str | None = None
 
-def summary_line(report: dict, html, engine: str = "") -> str:
-    "The command's one-line summary: status, rows, the largest judged PSI, the first reason, the HTML report."
+def summary_line(report: dict, html) -> str:
+    "The command's one-line summary: status, rows, the largest judged PSI, the first reason, the HTML report (and the engine, unless pandas)."
     judged = [v for k, v in report["psi"].items() if v is not None and np.isfinite(v) and report["psi_table"][k]["verdict"] != INSUFFICIENT]
     psi_text = f"max PSI {max(judged):.3f}" if judged else "PSI not judged"
     rows = f"{report['rows']:,} rows" + (f" ({report['rows_compared']:,} compared)" if report.get("rows_compared", report["rows"]) != report["rows"] else "")
     first = f" ({report['reasons'][0]})" if report["reasons"] else ""
+    engine = f" ({report['engine']})" if report.get("engine", "pandas") != "pandas" else ""
     return f"drift {report['status']}: {rows}, {psi_text}{first} -> {html}{engine}"
 
-def _store_version(df: pd.DataFrame) -> tuple[str, str]:
-    "The (model name, version) that scored most rows of `df`."
-    top = df.groupby(["model_name", "model_version"], dropna=False).size().sort_values(ascending=False, kind="stable")
-    return top.index[0]
+# %% ../nbs/10_drift.ipynb #c0c2549a
+class PandasEngine:
+    "The pandas engine: a current file read whole, checked and counted in this process (`pandas_counts`)."
+    name = "pandas"
 
-# %% ../nbs/10_drift.ipynb #d1f7a050
-def _file_window(df: pd.DataFrame, since, until) -> pd.DataFrame:
-    "The rows of a file in `[since, until)` by scored_at; rows whose time cannot be read stay, for `check_current` to name."
-    if since is None and until is None: return df
-    if "scored_at" not in df: raise DataError("--since/--until need a scored_at column in the file")
-    lo, hi = check_window(since, until)
-    raw = df["scored_at"]
-    t = pd.to_datetime(raw, utc=True) if pd.api.types.is_datetime64_any_dtype(raw) else pd.to_datetime(raw.astype("string"), utc=True, errors="coerce", format="mixed")
-    keep = t.isna() | (((t >= lo) if lo is not None else True) & ((t < hi) if hi is not None else True))
-    out = df[keep.to_numpy()]
-    if out.empty: raise DataError(f"no rows with scored_at{' from ' + str(lo) if lo is not None else ''}{' until ' + str(hi) if hi is not None else ''}")
-    return out
+    def read(self, current, since=None, until=None) -> pd.DataFrame:
+        "The rows of the file `current` in the window, read and checked now."
+        return in_window(read_current(current), since, until)
 
-def checked_profile(profile, source) -> dict:
-    "`profile` when it has an entry for every feature and the score; `DataError` naming `source` when it is not a reference profile."
-    feats = profile.get("features") if isinstance(profile, dict) else None
-    entry = lambda e: isinstance(e, dict) and "kind" in e and "missing_rate" in e
-    missing = [c for c in FEATURES if not isinstance(feats, dict) or not entry(feats.get(c))]
-    if not isinstance(profile, dict) or not isinstance(profile.get("score"), dict) or "mean" not in profile["score"]: missing.append("score")
-    if missing: raise DataError(f"{source}: not a reference profile (no usable entry for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
-    return profile
+    def count(self, rows: pd.DataFrame, ref: Reference, th: Thresholds = Thresholds(), chunk_size: int | None = None, period: str | None = None) -> DriftCounts:
+        "`pandas_counts` of `rows` against `ref`; rows without scores are scored by its model version."
+        scorer = version_scorer(ref.model) if ref.model is not None else None
+        return pandas_counts(rows, ref.profile, ref.threshold, chunk_size, period, th=th, scorer=scorer)
 
-def _reference(model, alias, version, profile, threshold) -> ModelReference:
-    if profile is not None:
-        try: prof = load_profile(profile)
-        except DataError: raise                     # load_profile's own one line already names the file
-        except (AttributeError, TypeError): raise DataError(f"{profile}: not a reference profile (its JSON is not an object with a profile's fields)") from None
-        except (OSError, ValueError, KeyError) as e:
-            raise DataError(f"{profile}: not a reference profile ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
-        return ModelReference(None, None, None, checked_profile(prof, profile), 0.5 if threshold is None else float(threshold))
-    ref = model_reference(model, None if version else alias, version)
-    checked_profile(ref.profile, f"{ref.name} version {ref.version}")
-    if threshold is not None: ref.threshold = float(threshold)
-    return ref
+PANDAS = PandasEngine()
 
+# %% ../nbs/10_drift.ipynb #ff8c2f34
 def drift_command(current=None, from_store: str | None = None, since=None, until=None, out="drift", model: str = "loan-default",
                   alias: str | None = "production", version: str | None = None, profile=None, threshold: float | None = None,
                   chunk_size: int | None = None, period: str | None = None, fail_on: str | None = None, log: bool = True,
-                  experiment: str = "loan-default-drift", th: Thresholds | None = None) -> DriftResult:
-    "Compare current rows (file or store window) with a model version's reference; write reports; log; exit status per `fail_on`."
+                  experiment: str = "loan-default-drift", th: Thresholds | None = None, engine=None) -> DriftResult:
+    "Compare current rows (file or store window) with a model version's reference on `engine` (default `PANDAS`); write reports; log; exit status per `fail_on`."
     exit_status("ok", fail_on)
+    engine, th = engine or PANDAS, th or Thresholds.from_settings()
     if (current is None) == (from_store is None): raise DataError("give exactly one of a current file or a prediction store")
-    if th is None:
-        from loan_default.config import get_settings
-        s = get_settings()
-        th = Thresholds(min_f1=s.min_f1, min_rows=s.drift_min_rows)
-    others, scored_by = 0, None
     check_window(since, until)
     if from_store is not None:
-        df = read_store(from_store, since, until, model_name=None if profile else model, model_version=version)
-        if len(df) == 0: raise DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
-        if version is None:                                # one model version's predictions, never a mix of two
-            scored_by = _store_version(df)
-            keep = ((df.model_name == scored_by[0]) & (df.model_version == scored_by[1])).to_numpy()
-            others, df = int((~keep).sum()), df[keep].reset_index(drop=True)
-            if profile is None: model, version = scored_by
-    else: df = _file_window(read_current(current), since, until)
-    ref = _reference(model, alias, version, profile, threshold)
-    scorer = model_scorer(ref.name, ref.version) if ref.version is not None else None
-    report = drift_report(df, ref.profile, ref.threshold, ref.test, ref.info() | dict(alias=None if version else alias, rows_other_versions=others),
-                          chunk_size=chunk_size, period=period, th=th, scorer=scorer)
+        if engine.name != PANDAS.name: raise DataError(f"--from-store reads the prediction store with the pandas engine: drop --engine {engine.name}")
+        rows, others, scored_by = store_rows(from_store, since, until, None if profile else model, version)
+        if scored_by and profile is None: model, version = scored_by
+    else: rows, others, scored_by = engine.read(current, since, until), 0, None
+    ref = reference(model, alias, version, profile, threshold)
+    counts = (PANDAS if from_store is not None else engine).count(rows, ref, th, chunk_size, period)
+    report = counts_report(counts, ref.profile, ref.threshold, ref.test(), ref.info() | dict(rows_other_versions=others), th)
     if others: report["reasons"].append(f"{others:,} predictions of other model versions left out: this report is {scored_by[0]} version {scored_by[1]}'s")
     files = write_report(report, out)
     run_id = log_drift_run(report, files, experiment) if log else None
