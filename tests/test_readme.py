@@ -28,10 +28,12 @@ def test_every_variable_the_package_names_is_a_setting_in_the_readme():
     "A variable named in the code (LD_...) that is not a Settings field, or missing from the README, is a setting nobody can find."
     from loan_default.config import Settings
     readme = (ROOT / "README.md").read_text()
-    named = {m for text in _package_sources().values() for m in re.findall(r"[\"'`](LD_[A-Z0-9_]+)", text)}
+    found = [m for text in _package_sources().values() for m in re.findall(r"[\"'`](LD_[A-Z0-9_]+\*?)", text)]
+    named, groups = {m for m in found if not m.endswith("*")}, {m[:-1] for m in found if m.endswith("*")}   # `LD_SPARK_*`: a group
     fields = {f"LD_{n.upper()}" for n in Settings.model_fields}
     assert len(named) >= 5, f"found only {sorted(named)}: the pattern is broken"
     assert sorted(named - fields) == []
+    assert sorted(g for g in groups if not any(f.startswith(g) for f in fields)) == []
     assert sorted(v for v in fields if f"`{v}`" not in readme) == []
 
 def test_no_module_reads_an_ld_variable_around_the_settings():
