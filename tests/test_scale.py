@@ -90,7 +90,7 @@ def test_same_reasons(registry, spark, data, tmp_path):
 
 def test_same_drift_report(registry, spark, data, tmp_path):
     "drift on Spark (aggregations) and on pandas, same 100,000 rows with outcomes: same PSI (to 1e-9), quality, chart, performance."
-    sp = drift_spark.drift_command_spark(data["parquet"], out=tmp_path / "spark", spark=spark, log=False)
+    sp = drift_command(data["parquet"], out=tmp_path / "spark", engine=drift_spark.SparkEngine(spark=spark), log=False)
     pdr = drift_command(current=data["parquet"], out=tmp_path / "pandas", log=False)
     a, b = sp.report, pdr.report
     print(f"\nspark drift {a['seconds']:.1f} s, pandas drift {b['seconds']:.1f} s; {sp.message}")
@@ -117,7 +117,7 @@ def test_drift_by_period_and_time_order(registry, spark, data, tmp_path):
     df["scored_at"] = pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 10 * 86400, len(df)), unit="s")
     df.to_parquet(tmp_path / "timed.parquet", index=False)
     for kw in (dict(period="D"), dict(chunk_size=1_000)):
-        sp = drift_spark.drift_command_spark(tmp_path / "timed.parquet", out=tmp_path / "s", spark=spark, log=False, **kw)
+        sp = drift_command(tmp_path / "timed.parquet", out=tmp_path / "s", engine=drift_spark.SparkEngine(spark=spark), log=False, **kw)
         pdr = drift_command(current=tmp_path / "timed.parquet", out=tmp_path / "p", log=False, **kw)
         a, b = pd.DataFrame(sp.report["control_chart"]["points"]), pd.DataFrame(pdr.report["control_chart"]["points"])
         pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=1e-9)
@@ -146,7 +146,7 @@ def test_bad_input(registry, spark, data, tmp_path):
         msg = _one_line(e)
         assert ("row 4321: person_income 'lots' is not a number" in msg) if engine == "pandas" else ("does not fit its column's type" in msg), msg
         assert not (tmp_path / "o4").exists() or engine == "spark"
-    with pytest.raises(DataError) as e: drift_spark.drift_command_spark(tmp_path / "short.csv", out=tmp_path / "d", spark=spark, log=False)
+    with pytest.raises(DataError) as e: drift_command(tmp_path / "short.csv", out=tmp_path / "d", engine=drift_spark.SparkEngine(spark=spark), log=False)
     assert "missing columns: loan_grade, loan_amnt" in _one_line(e)
     with pytest.raises(DataError) as e: scale.score_command(data["parquet"], tmp_path / "o5", engine="dask")
     assert "engine must be one of" in _one_line(e)
@@ -195,7 +195,7 @@ def _dirty_csv(df, path):
 def test_dirty_file_same_contract_and_psi(registry, spark, data, tmp_path):
     "Bad rows in a file: counted by rule, not fatal, on both engines; identical contract counts and PSI (to 1e-9) on the rows kept."
     f = _dirty_csv(data["df"].head(3000), tmp_path / "dirty.csv")
-    sp = drift_spark.drift_command_spark(f, out=tmp_path / "s", spark=spark, log=False)
+    sp = drift_command(f, out=tmp_path / "s", engine=drift_spark.SparkEngine(spark=spark), log=False)
     pdr = drift_command(current=f, out=tmp_path / "p", log=False)
     a, b = sp.report["data_quality"]["contract"], pdr.report["data_quality"]["contract"]
     assert b["rows_breaking"] == 7 and "type:person_age" in b["rules"] and "ragged_line" in b["rules"] and "broken_quoting" in b["rules"], b
@@ -219,12 +219,12 @@ def test_unusable_input_same_line_on_both_engines(registry, spark, data, tmp_pat
         (tmp_path / name).write_text(text)
         with pytest.raises(DataError) as e: drift_command(current=tmp_path / name, out=tmp_path / "p", log=False)
         want = _one_line(e)
-        with pytest.raises(DataError) as e: drift_spark.drift_command_spark(tmp_path / name, out=tmp_path / "s", spark=spark, log=False)
+        with pytest.raises(DataError) as e: drift_command(tmp_path / name, out=tmp_path / "s", engine=drift_spark.SparkEngine(spark=spark), log=False)
         assert _one_line(e) == want, (name, want)
     t.to_csv(tmp_path / "timed.csv", index=False)
     for since, until in (("garbage", None), (None, "2026-13-45"), ("2026-11-02", "2026-11-01")):
         with pytest.raises(DataError) as e: drift_command(current=tmp_path / "timed.csv", since=since, until=until, out=tmp_path / "p", log=False)
         want = _one_line(e)
-        with pytest.raises(DataError) as e: drift_spark.drift_command_spark(tmp_path / "timed.csv", since=since, until=until, out=tmp_path / "s", spark=spark, log=False)
+        with pytest.raises(DataError) as e: drift_command(tmp_path / "timed.csv", since=since, until=until, out=tmp_path / "s", engine=drift_spark.SparkEngine(spark=spark), log=False)
         assert _one_line(e) == want and "internal" not in want, (since, until, want)
     assert not (tmp_path / "s").exists()
