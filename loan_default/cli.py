@@ -61,7 +61,7 @@ def synth(rows, seed, out, shift, clean):
 # %% ../nbs/90_cli.ipynb #7f9c9646
 def _checked_settings(**options):
     "The settings with the `options` given, once the MLflow tracking store has answered (`DataError` naming it otherwise)."
-    from loan_default.registry import check_tracking
+    from loan_default.store import check_tracking
     s = resolved(**options)
     check_tracking()
     return s
@@ -162,7 +162,7 @@ def _pipeline_registration(reg: dict) -> str:
 def pipeline(data, out, time_budget_s, seed):
     "The whole pipeline: validate, describe, train and register (job notebooks, executed into the run folder)."
     from loan_default.pipeline import run_pipeline
-    from loan_default.registry import check_tracking
+    from loan_default.store import check_tracking
     uri = check_tracking()
     run = run_pipeline(data, out, time_budget_s=time_budget_s, seed=seed, progress=sys.stderr.isatty(), say=click.echo)
     t, reg = run.train["test"], run.registration
@@ -210,7 +210,7 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
     from loan_default.pipeline import new_run_dir
     s = resolved(model_name=model_name)
     if profile is None or not no_log:   # --profile --no-log needs no registry: do not import MLflow for it
-        from loan_default.registry import check_tracking
+        from loan_default.store import check_tracking
         check_tracking()
     out = Path(out) if out else new_run_dir(s.runs_dir) / "drift"
     kw = dict(current=current, since=since, until=until, out=out, model=s.model_name, alias=alias, version=version,
@@ -287,7 +287,7 @@ def main(argv=None):
 
 def _last_resort(e: BaseException) -> str:
     "The line for an exception nobody turned into a message: MLflow's own refusals are for users; anything else is our bug."
-    if "loan_default.registry" in sys.modules and (lost := sys.modules["loan_default.registry"].server_lost(e)): return f"error: {lost}"
+    if "loan_default.store" in sys.modules and (lost := sys.modules["loan_default.store"].server_lost(e)): return f"error: {lost}"
     if type(e).__module__.startswith("mlflow"): return f"error: MLflow: {_one_line(e)}"
     return (f"error: internal error ({type(e).__name__}: {_one_line(e)}); this is a bug in loan-default, please report it "
             "(LD_TRACEBACK=1 shows the traceback)")

@@ -81,10 +81,14 @@ class ApplicantFeatures(TransformerMixin, BaseEstimator):
 # %% ../nbs/05_features.ipynb #fefefe5c
 _CODES = {c: {v: float(i) for i, v in enumerate(COLUMN[c].categories)} for c in CATEGORICAL_FEATURES}
 
+def _codes(c: str, values) -> np.ndarray:
+    "Category codes of `values` as float64, NaN when missing or unknown: a dict lookup for a request's few rows, pandas' hash table for a batch."
+    if len(values) <= 256: return np.array([_CODES[c].get(v, np.nan) for v in values], dtype="float64")
+    return _category_codes(pd.Categorical(values, categories=COLUMN[c].categories))
+
 def model_matrix(columns) -> np.ndarray:
     "The (rows, MODEL_FEATURES) float matrix LightGBM sees, from a dict of the 11 columns as arrays (categories as text)."
-    col = {c: np.array([_CODES[c].get(v, np.nan) for v in columns[c]]) if c in _CODES else np.asarray(columns[c], dtype="float64")
-           for c in FEATURES}
+    col = {c: _codes(c, columns[c]) if c in _CODES else np.asarray(columns[c], dtype="float64") for c in FEATURES}
     derived = derived_arrays(col)
     return np.column_stack([col[c] for c in FEATURES] + [derived[c] for c in DERIVED_FEATURES])
 

@@ -132,9 +132,9 @@ class Scorer:
         from loan_default.train import apply_calibrator
         M = model_matrix(columns)
         threads = 1 if len(M) <= SMALL_BATCH else 0
-        if not reasons: return apply_calibrator(self.model.calibrator, self.booster.predict(M, num_threads=threads)), None
-        contrib = self.booster.predict(M, pred_contrib=True, num_threads=threads)
-        p = apply_calibrator(self.model.calibrator, 1 / (1 + np.exp(-contrib.sum(axis=1))))
+        p = apply_calibrator(self.model.calibrator, self.booster.predict(M, num_threads=threads))
+        if not reasons: return p, None
+        contrib = self.booster.predict(M, pred_contrib=True, num_threads=threads)   # the same p, up to rounding: p stays the booster's own
         return p, reason_codes(contrib[:, :-1], list(MODEL_FEATURES), top_k=top_k, citable=self.model.citable)
 
     def _pipeline(self, columns: dict, reasons: bool, top_k: int) -> tuple:

@@ -953,10 +953,9 @@ def _add_predict(app: FastAPI, settings: Settings, manager: ModelManager, store:
         columns = applicant_columns(req.data)
         if problems := repeated_ids(req.data) or contract_problems(columns):
             return error_response(422, "invalid_input", problems_message(problems), problems[:MAX_LISTED_PROBLEMS])
-        args = (columns, True, settings.serve_top_k)        # always with reasons: a probability must not depend on the flag (see above)
+        args = (columns, req.reasons, settings.serve_top_k)
         try: scored = await run_in_threadpool(m.score, *args) if n > settings.serve_inline_rows else m.score(*args)
         except Exception as e: return _model_failed(m, e, request.state.request_id)
-        if not req.reasons: scored = dataclasses.replace(scored, reasons=None)
         try: stored = await store.call(record_predictions, prediction_rows(m, req, scored, request.state.request_id))
         except StoreUnavailable as e: return _store_down(str(e))
         except Conflict as e: return error_response(409, "application_id_conflict", str(e), e.problems)

@@ -19,7 +19,7 @@ import loan_default
 from .schema import COLUMN, FEATURES, TARGET
 from .inference import CHECK_ROWS, OUTPUT_COLUMNS, check_rows
 from .profile import reference_profile, save_profile
-from .registry import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking, init_store
+from .store import KIND_TAG, MODEL_URI_TAG, TEST_SPLIT, TRAINING, check_tracking, init_store
 
 # %% ../nbs/07a_tracking.ipynb #f9692f9a
 # models logged before inference.py existed name `loan_default.tracking.LoanDefaultModel` in their code file

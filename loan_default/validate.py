@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MISSING_TOKENS', 'SNIFF_BYTES', 'PARQUET_MAGIC', 'LINE_RULES', 'OWNED', 'LOCK_FILE', 'TMP_PREFIX', 'LOCK_WAIT_ENV',
-           'FAULT_ENV', 'RawTable', 'file_format', 'read_table', 'Validation', 'validate_table', 'RejectLimitError',
-           'output_folder', 'write_validation', 'validate_file', 'load_typed']
+           'RawTable', 'file_format', 'read_table', 'Validation', 'validate_table', 'RejectLimitError', 'output_folder',
+           'write_validation', 'validate_file', 'load_typed']
 
 # %% ../nbs/02_validate.ipynb #5576dd2c
 import errno, fcntl, hashlib, io, json, os, re, shutil, signal, stat, tempfile, time
@@ -340,11 +340,7 @@ def output_folder(data, out_dir) -> Path:
     return out
 
 # %% ../nbs/02_validate.ipynb #cc3fb932
-FAULT_ENV = "LD_FAULT_KILL_AT"   # the setting `fault_kill_at`
-
-def _step(name: str) -> None:
-    "Step `name` is done. Test hook: when `LD_FAULT_KILL_AT` names it, the process dies here (SIGKILL), as in a crash."
-    if get_settings().fault_kill_at == name: os.kill(os.getpid(), signal.SIGKILL)
+from .config import FAULT_ENV, crash_point as _step   # the fault tests' one hook
 
 def _lock_wait() -> float:
     return get_settings().validate_lock_wait
