@@ -8,7 +8,7 @@ parquet in --work. For each size, one after the other on an otherwise idle machi
 
 - `pandas`: the console script `loan-default score --engine pandas` in its own process, end to end (start-up, resolve
   the version, load and self-check the model, read, score in chunks, write parquet): wall time and the process's peak
-  resident memory (from wait4).
+  resident memory.
 - `booster`: a process that loads the same version, reads the parquet whole, builds the model matrix
   (`features.model_matrix`) and calls `booster.predict`: the least any engine can do. Wall time, peak memory, and the
   split into loading and scoring.
@@ -51,17 +51,24 @@ def bench_rows(n: int, data: Path, work: Path) -> Path:
     base.sample(n, replace=True, random_state=0).reset_index(drop=True).to_parquet(out, index=False, row_group_size=100_000)
     return out
 
+# A small launcher runs each measured command and reports that command's peak memory: measured from this process, the
+# figure would include our own memory (a forked child starts as a copy of its parent, and Linux counts that copy).
+LAUNCH = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
 def run(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    "Run `cmd`: (wall seconds, peak resident MiB of that process, its stdout); exits with its stderr when it fails."
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    "Run `cmd`: (wall seconds, peak resident MiB of that command, its stdout); exits with its stderr when it fails."
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, tempfile.NamedTemporaryFile("r") as peak:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: its peak memory, not ours
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run([sys.executable, "-c", LAUNCH, peak.name, *map(str, cmd)], env=env, stdout=out, stderr=err, text=True)
         wall = time.perf_counter() - start
         out.seek(0); err.seek(0)
         if proc.returncode: sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {err.read().strip()[-800:]}")
-        return wall, usage.ru_maxrss / 1024, out.read()
+        return wall, int(peak.read() or "nan") / 1024, out.read()
 
 def score_cli(engine: str, rows: Path, out: Path, env: dict, name: str) -> tuple[float, float]:
     "`loan-default score` end to end: (wall seconds, peak MiB)."
