@@ -44,6 +44,10 @@ class _RunSettings(BaseSettings):
         description="Seconds a validate run waits for another run writing to the same `--out` folder before giving up")
     gate_tolerance: float = Field(0.0, ge=0, le=1,
         description="Registration gate: how much worse than @production (F1, ROC AUC on the challenger's test split) is still accepted")
+    min_air: float | None = Field(None, gt=0, le=1,
+        description="Registration gate, off when unset: lowest adverse impact ratio (approval rate of an age band or housing group over the most-approved group's, on the test split) a version may have")
+    train_constraints: Literal["policy", "none"] = Field("policy",
+        description="`policy`: train with the monotone constraints credit policy fixes, age among them (Regulation B: applicants 62 or older never scored worse for their age); `none` only to measure what they cost (the registry's age gate refuses such a model when it breaks the rule)")
     require_real_data: bool = Field(False,
         description="Tests on the real data fail, rather than skip, when `../shared/data/credit_risk_dataset.csv` is missing (CI sets it)")
 
@@ -59,7 +63,7 @@ class _ServeSettings(BaseSettings):
     serve_body_timeout_s: float = Field(5.0, gt=0, description="Seconds a client has to send a whole request body; a slower one gets 408 and its connection is closed")
     serve_header_timeout_s: float = Field(5.0, gt=0, description="Seconds a client has to send a request's line and headers, counted from the connection (or its first byte on a kept-alive one); a slower one gets 408 and its connection is closed")
     serve_max_connections: int = Field(1000, gt=0, description="Most connections and requests at once (uvicorn's limit_concurrency); more get 503")
-    serve_top_k: int = Field(3, gt=0, description="Reasons given per row: the largest contributions pushing risk up")
+    serve_top_k: int = Field(4, gt=0, le=4, description="Most principal reasons given with a decline (Regulation B: up to four), the largest in weight first")
     serve_inline_rows: int = Field(16, ge=0, description="Requests up to this many rows are scored on the event loop, larger ones in a worker thread")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when this or LD_ADMIN_KEY is set, every endpoint but /health and /ready needs a key")
     admin_key: SecretStr = Field(SecretStr(""), description="Key for /admin/* (refused while keys are required and this is unset)")
