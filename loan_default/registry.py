@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['STAGING', 'PRODUCTION', 'PREVIOUS_TAG', 'REGISTRATION_TAG', 'PENDING', 'COMPLETE', 'OPERATION_TAG', 'STEPS',
-           'FINISHED', 'GateResult', 'evaluate_gates', 'gate_tags', 'score_on_split', 'load_test_split',
-           'check_model_name', 'resolve_version', 'load_version', 'Registration', 'register', 'Moved', 'promote',
-           'rollback', 'model_versions']
+           'FINISHED', 'GateResult', 'evaluate_gates', 'gate_tags', 'fairness_gates', 'score_on_split',
+           'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration', 'register',
+           'Moved', 'promote', 'rollback', 'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
 import fcntl, hashlib, os, signal, tempfile
@@ -64,6 +64,8 @@ def gate_tags(gates: GateResult) -> dict[str, str]:
     def text(v): return repr(round(v, 6)) if isinstance(v, float) else str(v)
     return {"gate.passed": str(gates.passed).lower()} | {f"gate.{k}": text(v) for k, v in gates.figures.items() if v is not None}
 
+_TEXT_FIGURES = ("champion_version", "lowest_air_group", "air_excluded")
+
 def _gates_from_tags(tags: dict) -> GateResult | None:
     "The `GateResult` recorded in a version's tags, or None when it has none or they were edited into nonsense."
     if tags.get("gate.passed") not in ("true", "false"): return None
@@ -71,9 +73,24 @@ def _gates_from_tags(tags: dict) -> GateResult | None:
     for k, v in tags.items():
         if not k.startswith("gate.") or k == "gate.passed": continue
         name = k[len("gate."):]
-        try: figures[name] = v if name == "champion_version" else float(v)
+        try: figures[name] = v if name in _TEXT_FIGURES else float(v)
         except ValueError: return None
     return GateResult(tags["gate.passed"] == "true", figures, [])
+
+# %% ../nbs/07_registry.ipynb #4745b2ee
+def fairness_gates(sf, min_air: float | None = None) -> tuple[dict, list[str]]:
+    "Gate figures and refusal reasons from `sf` (`fairness.SplitFairness`): the age rule, and the lowest AIR against `min_air` when set."
+    from loan_default.fairness import lowest_air
+    a, low = sf.age, lowest_air(sf.table)
+    figures = dict(age_rule_rows=a.rows, age_rule_split_rows=sf.split_rows, age_rule_violations=a.violations,
+                   age_rule_worst_gap=a.worst_gap, age_rule_tolerance=a.tolerance, lowest_air=low.air, lowest_air_group=low.group,
+                   air_excluded="; ".join(low.excluded) or None, min_air=min_air)
+    reasons = [] if a.passed else [a.line()]
+    if min_air is not None and (low.air is None or low.air < min_air):
+        small = f"; too few to judge, left out: {', '.join(low.excluded)}" if low.excluded else ""
+        reasons.append(f"no group large enough to judge the adverse impact ratio (LD_MIN_AIR {min_air:g}){small}" if low.air is None else
+                       f"lowest adverse impact ratio {low.air:.3f} ({low.group}) is below the minimum {min_air:g} (LD_MIN_AIR){small}")
+    return figures, reasons
 
 # %% ../nbs/07_registry.ipynb #025b6fc2
 def _training_run(client: MlflowClient, run_id: str | None, experiment: str):
@@ -168,6 +185,7 @@ def load_version(name: str, version: str | None = None, alias: str | None = "pro
 
 # %% ../nbs/07_registry.ipynb #c5a0e002
 from .config import FAULT_ENV, crash_point as _step   # the fault tests' one hook
+from .config import get_settings, given
 STEPS = dict(register=("register.model-created", "register.version-created", "register.model-card", "register.staging"),
              promote=("promote.intent", "promote.previous-on-version", "promote.previous-on-model", "promote.production",
                       "promote.staging-removed"),
@@ -211,15 +229,24 @@ def _check_limits(**limits) -> None:
         if not 0 <= v <= 1: raise RegistryError(f"{k} must be between 0 and 1 (got {v})")
 
 # %% ../nbs/07_registry.ipynb #5e2c4734
-def _gates(client: MlflowClient, run, name: str, min_f1: float, min_roc_auc: float, tolerance: float) -> GateResult:
-    "Evaluate the gates for `run`, scoring @production and the challenger on the challenger's split when there is one."
-    m = run.data.metrics
+def _split_fairness(run, split: pd.DataFrame):
+    "The fairness of `run`'s logged model on its test split (`fairness.fairness_on_split`), through the model's own scorer."
+    from loan_default.fairness import fairness_on_split, scorer_of
+    uri = run.data.tags[MODEL_URI_TAG]
+    try:
+        with quiet_downloads(): model = mlflow.pyfunc.load_model(uri)
+        return fairness_on_split(scorer_of(model, float(run.data.params.get("threshold", 0.5))), split)
+    except Exception as e: raise RegistryError(f"cannot check the age rule on {uri}: {failure_line(e)}") from None
+
+def _gates(client: MlflowClient, run, name: str, min_f1: float, min_roc_auc: float, tolerance: float, min_air: float | None = None) -> GateResult:
+    "Evaluate the gates for `run` on its test split: minimums, age rule, optional AIR; @production and the challenger scored there when there is one."
+    m, split = run.data.metrics, load_test_split(client, run.info.run_id)
     champion = (_aliases(client, name) or {}).get(PRODUCTION)
-    if champion is None: return evaluate_gates(m["test_f1"], m["test_roc_auc"], min_f1, min_roc_auc, tolerance)
-    split = load_test_split(client, run.info.run_id)
-    return evaluate_gates(m["test_f1"], m["test_roc_auc"], min_f1, min_roc_auc, tolerance, champion,
-                          champion_on_split=score_on_split(f"models:/{name}/{champion}", split),
-                          challenger_on_split=score_on_split(run.data.tags[MODEL_URI_TAG], split))
+    gates = evaluate_gates(m["test_f1"], m["test_roc_auc"], min_f1, min_roc_auc, tolerance) if champion is None else evaluate_gates(
+        m["test_f1"], m["test_roc_auc"], min_f1, min_roc_auc, tolerance, champion,
+        champion_on_split=score_on_split(f"models:/{name}/{champion}", split), challenger_on_split=score_on_split(run.data.tags[MODEL_URI_TAG], split))
+    figures, reasons = fairness_gates(_split_fairness(run, split), min_air)
+    return GateResult(gates.passed and not reasons, gates.figures | figures, gates.reasons + reasons)
 
 def _create_version(client: MlflowClient, name: str, run, tags: dict) -> str:
     "A new version of `name` from `run`'s model, with `tags`; the registered model is created if needed (and removed again on failure)."
@@ -318,15 +345,16 @@ def _unfinished(name: str, op) -> RegistryError:
 
 # %% ../nbs/07_registry.ipynb #e9a06923
 def register(run_id: str | None = None, name: str = "loan-default", experiment: str = "loan-default",
-             min_f1: float = 0.80, min_roc_auc: float = 0.90, tolerance: float = 0.0) -> Registration:
-    "Register training run `run_id` (default: the latest in `experiment`) as a version of `name` and set @staging, if it passes the gates."
-    _check_limits(min_f1=min_f1, min_roc_auc=min_roc_auc, tolerance=tolerance)
+             min_f1: float = 0.80, min_roc_auc: float = 0.90, tolerance: float = 0.0, min_air: float | None = None) -> Registration:
+    "Register training run `run_id` (default: the latest in `experiment`) as a version of `name` and set @staging, if it passes the gates (`min_air`: default `LD_MIN_AIR`, off when unset)."
+    if min_air is None: min_air = get_settings().min_air
+    _check_limits(min_f1=min_f1, min_roc_auc=min_roc_auc, tolerance=tolerance, **given(min_air=min_air))
     check_model_name(name); _check_uris()
-    with _exclusive(name): return _register(MlflowClient(), run_id, name, experiment, min_f1, min_roc_auc, tolerance)
+    with _exclusive(name): return _register(MlflowClient(), run_id, name, experiment, min_f1, min_roc_auc, tolerance, min_air)
 
-def _register(client, run_id, name, experiment, min_f1, min_roc_auc, tolerance) -> Registration:
+def _register(client, run_id, name, experiment, min_f1, min_roc_auc, tolerance, min_air=None) -> Registration:
     run = _training_run(client, run_id, experiment)
-    rid, limits = run.info.run_id, dict(min_f1=min_f1, min_roc_auc=min_roc_auc, tolerance=tolerance)
+    rid, limits = run.info.run_id, dict(min_f1=min_f1, min_roc_auc=min_roc_auc, tolerance=tolerance, min_air=min_air)
     if (op := _operation(client, name)) is not None: raise _unfinished(name, op)
     mv = _version_of_run(client, name, rid)
     if mv is not None and _state(mv) == COMPLETE:
@@ -483,7 +511,8 @@ def _rollback(client: MlflowClient, name: str, from_version: str | None = None) 
 # %% ../nbs/07_registry.ipynb #d988af96
 _SHOWN_TAGS = ["gate.passed", "gate.f1", "gate.roc_auc", "gate.min_f1", "gate.min_roc_auc", "gate.tolerance",
                "gate.champion_version", "gate.champion_f1_on_split", "gate.champion_roc_auc_on_split",
-               "gate.challenger_f1_on_split", "gate.challenger_roc_auc_on_split", PREVIOUS_TAG, REGISTRATION_TAG]
+               "gate.challenger_f1_on_split", "gate.challenger_roc_auc_on_split", "gate.age_rule_rows", "gate.age_rule_worst_gap",
+               "gate.lowest_air", "gate.lowest_air_group", PREVIOUS_TAG, REGISTRATION_TAG]
 
 def model_versions(name: str = "loan-default") -> pd.DataFrame:
     "Every version of `name`, newest first: version, aliases, run_id, gate tags, previous production version, created."
