@@ -16,6 +16,7 @@ import mlflow
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 import loan_default
+from .config import get_settings
 from .schema import COLUMN, FEATURES, TARGET
 from .inference import CHECK_ROWS, OUTPUT_COLUMNS, check_rows
 from .profile import reference_profile, save_profile
@@ -133,6 +134,7 @@ def log_training(result, data_path, validation_report: dict | None = None, stats
         mlflow.log_metrics({k: v for split, m in result.metrics.items() for k, v in _metrics(split, m).items()})
         _log_json(result.search_space, "search_space.json")
         _log_json(result.calibration, "calibration.json")
+        _log_json(result.constraints, "constraints.json")
         _log_json(result.metrics, "metrics.json")
         if report: _log_json(report, "validation/report.json")
         if stats: _log_json(stats, "stats.json")
@@ -145,8 +147,9 @@ def log_training(result, data_path, validation_report: dict | None = None, stats
 
 # %% ../nbs/07a_tracking.ipynb #32069959
 def train_and_log(run_dir, data_path, time_budget_s: float = 120.0, seed: int = 42, threshold_policy: str = "f1",
-                  loss_given_default: float = 0.6, margin: float = 0.1, experiment: str = "loan-default"):
-    "Train on `run_dir/validation/clean.csv`, log the run to MLflow, write `run_dir/train.json`; return (TrainResult, LoggedRun)."
+                  loss_given_default: float = 0.6, margin: float = 0.1, experiment: str = "loan-default",
+                  constraints: str | None = None):
+    "Train on `run_dir/validation/clean.csv` (under `constraints`, default LD_TRAIN_CONSTRAINTS), log the run to MLflow, write `run_dir/train.json`; return (TrainResult, LoggedRun)."
     from loan_default.train import train_model
     from loan_default.validate import load_typed
     run_dir = Path(run_dir)
@@ -156,7 +159,8 @@ def train_and_log(run_dir, data_path, time_budget_s: float = 120.0, seed: int = 
     stats_file = run_dir / "stats.json"
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else None
     result = train_model(clean, time_budget_s=time_budget_s, seed=seed, threshold_policy=threshold_policy,
-                         loss_given_default=loss_given_default, margin=margin)
+                         loss_given_default=loss_given_default, margin=margin,
+                         constraints=constraints or get_settings().train_constraints)
     logged = log_training(result, data_path, report, stats, experiment=experiment)
     out = logged.to_dict() | dict(candidate=result.candidate, threshold=float(result.threshold), test=result.metrics["test"],
                                   validation=result.metrics["validation"])

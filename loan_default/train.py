@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['MIN_ROWS', 'MIN_PER_CLASS', 'SPLIT_SHARES', 'CANDIDATES', 'SHIPPED_CANDIDATE', 'MAX_TREES', 'EARLY_STOPPING_ROUNDS',
-           'CV_FOLDS', 'SEARCH_SPACE', 'DEFAULT_PARAMS', 'N_JOBS', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES',
-           'training_frame', 'split_data', 'sample_params', 'make_classifier', 'cross_validate', 'search',
-           'best_config', 'fit_calibrator', 'apply_calibrator', 'choose_calibration', 'f1_threshold', 'profit',
-           'cost_threshold', 'choose_threshold', 'evaluate', 'CreditModel', 'UntrustedModelError', 'save_model',
-           'load_model', 'feature_importance', 'make_plots', 'TrainResult', 'train_model']
+           'CV_FOLDS', 'SEARCH_SPACE', 'DEFAULT_PARAMS', 'CONSTRAINT_POLICIES', 'MONOTONE', 'UNUSED',
+           'ORDERED_CATEGORIES', 'N_JOBS', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES', 'training_frame', 'split_data',
+           'sample_params', 'policy_params', 'fit_params', 'make_classifier', 'cross_validate', 'search', 'best_config',
+           'fit_calibrator', 'apply_calibrator', 'choose_calibration', 'f1_threshold', 'profit', 'cost_threshold',
+           'choose_threshold', 'evaluate', 'CreditModel', 'UntrustedModelError', 'save_model', 'load_model',
+           'feature_importance', 'make_plots', 'TrainResult', 'constraint_record', 'train_model']
 
 # %% ../nbs/06_train.ipynb #96bee19f
 import json, time, warnings
@@ -24,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn import metrics as skm
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
-from .schema import FEATURES, TARGET, DataError
+from .schema import FEATURES, TARGET, CATEGORICAL_FEATURES, DataError
 from .features import ApplicantFeatures, credit_pipeline, explain, CITABLE_FEATURES, MODEL_FEATURES
 
 # %% ../nbs/06_train.ipynb #8adde25f
@@ -74,7 +75,7 @@ SEARCH_SPACE = {
                                    l2_regularization=dict(choice=[0.0, 0.1, 1.0, 5.0, 20.0]), max_features=dict(uniform=[0.5, 1.0])),
 }
 DEFAULT_PARAMS = {
-    "lightgbm": dict(learning_rate=0.05, num_leaves=15, max_depth=-1, min_child_samples=40, reg_alpha=0.1, reg_lambda=1.0,
+    "lightgbm": dict(learning_rate=0.1, num_leaves=15, max_depth=-1, min_child_samples=40, reg_alpha=0.1, reg_lambda=1.0,
                      subsample=0.9, colsample_bytree=0.9),
     "hist_gradient_boosting": dict(learning_rate=0.05, max_leaf_nodes=15, max_depth=None, min_samples_leaf=40,
                                    l2_regularization=1.0, max_features=0.9),
@@ -91,60 +92,99 @@ def sample_params(candidate: str, rng: np.random.Generator) -> dict:
         out[name] = v.item() if isinstance(v, np.generic) else v
     return out
 
+# %% ../nbs/06_train.ipynb #a12c0002
+CONSTRAINT_POLICIES = ("policy", "none")
+MONOTONE = {   # +1: a higher value never lowers the risk; -1: it never raises it (everything else fixed)
+    "person_age": -1, "loan_amnt": 1, "loan_percent_income": 1, "loan_to_income": 1, "loan_int_rate": 1, "loan_grade": 1,
+    "grade_rank": 1, "cb_person_default_on_file": -1, "cb_person_cred_hist_length": -1, "person_emp_length": -1}
+UNUSED = ("credit_history_to_age", "employment_to_age")          # age enters through them: no split may use them
+ORDERED_CATEGORIES = ("loan_grade", "cb_person_default_on_file")  # split as ordered codes so they can be constrained
+
+def _check_policy(constraints: str) -> str:
+    if constraints not in CONSTRAINT_POLICIES:
+        raise ValueError(f"unknown constraints {constraints!r}: use one of {', '.join(CONSTRAINT_POLICIES)}")
+    return constraints
+
+# %% ../nbs/06_train.ipynb #a12c0004
+def policy_params(candidate: str, constraints: str = "policy") -> dict:
+    "The constructor parameters that make `candidate` keep the credit policy (none under `constraints='none'`)."
+    if _check_policy(constraints) == "none": return {}
+    if candidate == "lightgbm":
+        return dict(monotone_constraints=[MONOTONE.get(f, 0) for f in MODEL_FEATURES], monotone_constraints_method="advanced",
+                    feature_contri=[0.0 if f in UNUSED else 1.0 for f in MODEL_FEATURES])
+    return dict(monotonic_cst={f: d for f, d in MONOTONE.items() if f not in ORDERED_CATEGORIES} | {f: 1 for f in UNUSED})
+
+def fit_params(candidate: str, constraints: str = "policy") -> dict:
+    "Keyword arguments for `candidate`'s `fit`: LightGBM splits the ordered categories as codes under the policy."
+    if candidate != "lightgbm" or _check_policy(constraints) == "none": return {}
+    return dict(categorical_feature=[c for c in CATEGORICAL_FEATURES if c not in ORDERED_CATEGORIES])
+
 # %% ../nbs/06_train.ipynb #3f1e096f
 N_JOBS = 2   # cross-validation folds fitted at the same time
 
-def make_classifier(candidate: str, params: dict, n_estimators: int = MAX_TREES, seed: int = 42, early_stopping: bool = False):
-    "An unfitted classifier of `candidate` with `params` and up to `n_estimators` trees."
+def make_classifier(candidate: str, params: dict, n_estimators: int = MAX_TREES, seed: int = 42, early_stopping: bool = False,
+                    constraints: str = "policy"):
+    "An unfitted classifier of `candidate` with `params`, up to `n_estimators` trees, keeping the credit policy (see `policy_params`)."
     if candidate == "lightgbm":
-        return LGBMClassifier(n_estimators=n_estimators, subsample_freq=1, random_state=seed, n_jobs=1, verbose=-1, **params)
+        return LGBMClassifier(n_estimators=n_estimators, subsample_freq=1, random_state=seed, n_jobs=1, verbose=-1,
+                              **params, **policy_params(candidate, constraints))
     if candidate == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(max_iter=n_estimators, random_state=seed, categorical_features="from_dtype",
                                               early_stopping=early_stopping, n_iter_no_change=EARLY_STOPPING_ROUNDS,
-                                              validation_fraction=0.15, **params)
+                                              validation_fraction=0.15, **params, **policy_params(candidate, constraints))
     raise ValueError(f"unknown candidate {candidate!r}: use one of {', '.join(CANDIDATES)}")
 
 # %% ../nbs/06_train.ipynb #1f1cc273
-def _fit_fold(candidate, params, Xa, ya, Xb, yb, seed):
+def _fit_fold(candidate, params, Xa, ya, Xb, yb, seed, constraints):
     "Fit on (Xa, ya) with early stopping, on one thread; return (P(default) on Xb, trees used)."
-    with threadpool_limits(1, user_api="openmp"): return _fit_fold_1(candidate, params, Xa, ya, Xb, yb, seed)
+    with threadpool_limits(1, user_api="openmp"): return _fit_fold_1(candidate, params, Xa, ya, Xb, yb, seed, constraints)
 
-def _fit_fold_1(candidate, params, Xa, ya, Xb, yb, seed):
+def _fit_fold_1(candidate, params, Xa, ya, Xb, yb, seed, constraints):
     if candidate == "lightgbm":
         from lightgbm import early_stopping
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clf = make_classifier(candidate, params, seed=seed).fit(
-                Xa, ya, eval_set=[(Xb, yb)], callbacks=[early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+            clf = make_classifier(candidate, params, seed=seed, constraints=constraints).fit(
+                Xa, ya, eval_set=[(Xb, yb)], callbacks=[early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+                **fit_params(candidate, constraints))
         return clf.predict_proba(Xb)[:, 1], int(clf.best_iteration_ or clf.n_estimators)
-    clf = make_classifier(candidate, params, seed=seed, early_stopping=True).fit(Xa, ya)
+    clf = make_classifier(candidate, params, seed=seed, early_stopping=True, constraints=constraints).fit(Xa, ya)
     return clf.predict_proba(Xb)[:, 1], int(clf.n_iter_)
 
-def cross_validate(candidate: str, params: dict, X: pd.DataFrame, y: np.ndarray, seed: int = 42, folds: int = CV_FOLDS) -> dict:
+def cross_validate(candidate: str, params: dict, X: pd.DataFrame, y: np.ndarray, seed: int = 42, folds: int = CV_FOLDS,
+                   constraints: str = "policy") -> dict:
     "Cross-validated ROC AUC (mean, std), log loss and trees of one configuration on the model features `X`."
     start, aucs, losses, trees = time.perf_counter(), [], [], []
     split = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
     fits = Parallel(n_jobs=N_JOBS, backend="threading")(
-        delayed(_fit_fold)(candidate, params, X.iloc[a], y[a], X.iloc[b], y[b], seed) for a, b in split)
+        delayed(_fit_fold)(candidate, params, X.iloc[a], y[a], X.iloc[b], y[b], seed, constraints) for a, b in split)
     for (a, b), (p, n) in zip(split, fits):
         aucs.append(skm.roc_auc_score(y[b], p)); losses.append(skm.log_loss(y[b], p, labels=[0, 1])); trees.append(n)
     return dict(candidate=candidate, params=params, cv_roc_auc=float(np.mean(aucs)), cv_roc_auc_std=float(np.std(aucs)),
                 cv_log_loss=float(np.mean(losses)), n_estimators=int(round(np.mean(trees))), seconds=time.perf_counter() - start)
 
 # %% ../nbs/06_train.ipynb #e49ccac4
-def search(X: pd.DataFrame, y: np.ndarray, time_budget_s: float = 120.0, seed: int = 42) -> pd.DataFrame:
+def search(X: pd.DataFrame, y: np.ndarray, time_budget_s: float = 120.0, seed: int = 42, constraints: str = "policy") -> pd.DataFrame:
     "Evaluate the defaults of every candidate, then random configurations until `time_budget_s`: one row per configuration."
     rng, start, rows = np.random.default_rng(seed), time.perf_counter(), []
     queue = [(c, DEFAULT_PARAMS[c]) for c in CANDIDATES]
     while queue or time.perf_counter() - start < time_budget_s:
         candidate, params = queue.pop(0) if queue else (c := ("lightgbm" if len(rows) % 4 else "hist_gradient_boosting"),
                                                              sample_params(c, rng))
-        rows.append(cross_validate(candidate, params, X, y, seed=seed) | dict(default=not rows or len(rows) < len(CANDIDATES)))
+        rows.append(cross_validate(candidate, params, X, y, seed=seed, constraints=constraints) | dict(default=not rows or len(rows) < len(CANDIDATES)))
     return pd.DataFrame(rows).sort_values("cv_roc_auc", ascending=False, kind="stable").reset_index(drop=True)
 
+def _leaves(params: dict) -> int:
+    leaves, depth = params.get("num_leaves", params.get("max_leaf_nodes")) or 31, params.get("max_depth") or -1
+    return min(leaves, 2 ** depth) if depth > 0 else leaves
+
 def best_config(results: pd.DataFrame, candidate: str = SHIPPED_CANDIDATE) -> dict:
-    "The row of `results` with the best CV ROC AUC among `candidate`'s configurations."
-    return results[results.candidate == candidate].iloc[0].to_dict()
+    "Among `candidate`'s configurations within one standard error of the best CV ROC AUC, the one with the fewest trees x leaves."
+    rows = results[results.candidate == candidate]
+    top = rows.iloc[0]
+    near = rows[rows.cv_roc_auc >= top.cv_roc_auc - top.cv_roc_auc_std / np.sqrt(CV_FOLDS)]
+    cost = near.n_estimators * near.params.map(_leaves)
+    return near.loc[cost.idxmin()].to_dict()
 
 # %% ../nbs/06_train.ipynb #c0133e05
 _EPS = 1e-6
@@ -340,34 +380,49 @@ class TrainResult:
     plots: dict
     feature_importance: pd.DataFrame
     splits: dict
+    constraints: dict = field(default_factory=dict)
     n_estimators: int = 0
     refit: bool = True
     seconds: float = 0.0
 
 # %% ../nbs/06_train.ipynb #81267c0f
-def _fit_pipeline(candidate, params, n_trees, df, seed):
-    return credit_pipeline(make_classifier(candidate, params, n_estimators=n_trees, seed=seed)).fit(df[FEATURES], df[TARGET].to_numpy())
+def _fit_pipeline(candidate, params, n_trees, df, seed, constraints="policy"):
+    clf = make_classifier(candidate, params, n_estimators=n_trees, seed=seed, constraints=constraints)
+    return credit_pipeline(clf).fit(df[FEATURES], df[TARGET].to_numpy(),
+                                    **{f"classifier__{k}": v for k, v in fit_params(candidate, constraints).items()})
+
+def _auc(pipeline, frame) -> float: return float(skm.roc_auc_score(frame[TARGET], pipeline.predict_proba(frame[FEATURES])[:, 1]))
+
+def constraint_record(constraints: str, fitted, unconstrained, val, test) -> dict:
+    "What the run's policy was, and the ROC AUC of the model fitted on train beside the same fit without the constraints."
+    record = dict(policy=constraints, monotone=MONOTONE if constraints == "policy" else {},
+                  unused=list(UNUSED) if constraints == "policy" else [])
+    if unconstrained is None: return record
+    return record | dict(comparison={name: dict(validation_roc_auc=_auc(m, val), test_roc_auc=_auc(m, test))
+                                     for name, m in (("with", fitted), ("without", unconstrained))})
 
 def train_model(df: pd.DataFrame, time_budget_s: float = 120.0, seed: int = 42, threshold_policy: str = "f1",
-                loss_given_default: float = 0.6, margin: float = 0.1, refit: bool = True) -> TrainResult:
+                loss_given_default: float = 0.6, margin: float = 0.1, refit: bool = True, constraints: str = "policy") -> TrainResult:
     "Split, search, fit, calibrate, choose the threshold and evaluate on test: a `TrainResult`."
     start = time.perf_counter()
     if threshold_policy not in THRESHOLD_POLICIES:
         raise ValueError(f"unknown threshold_policy {threshold_policy!r}: use one of {', '.join(THRESHOLD_POLICIES)}")
+    _check_policy(constraints)
     splits = split_data(training_frame(df), seed=seed)
     train, val, test = splits["train"], splits["validation"], splits["test"]
     Xtr = ApplicantFeatures().fit_transform(train[FEATURES])
-    results = search(Xtr, train[TARGET].to_numpy(), time_budget_s=time_budget_s, seed=seed)
+    results = search(Xtr, train[TARGET].to_numpy(), time_budget_s=time_budget_s, seed=seed, constraints=constraints)
     best = best_config(results)
     fold_rows = len(train) * (CV_FOLDS - 1) / CV_FOLDS
     trees = lambda rows: max(1, int(round(best["n_estimators"] * np.sqrt(rows / fold_rows))))
-    fitted = _fit_pipeline(SHIPPED_CANDIDATE, best["params"], trees(len(train)), train, seed)
+    fitted = _fit_pipeline(SHIPPED_CANDIDATE, best["params"], trees(len(train)), train, seed, constraints)
+    free = _fit_pipeline(SHIPPED_CANDIDATE, best["params"], trees(len(train)), train, seed, "none") if constraints == "policy" else None
     p_val = fitted.predict_proba(val[FEATURES])[:, 1]
     calibrator, calibration = choose_calibration(p_val, val[TARGET].to_numpy(), seed=seed)
     p_val = apply_calibrator(calibrator, p_val)
     threshold = choose_threshold(p_val, val[TARGET], val.loan_amnt, threshold_policy, loss_given_default, margin)
     n_final = trees(len(train) + len(val)) if refit else trees(len(train))
-    shipped = _fit_pipeline(SHIPPED_CANDIDATE, best["params"], n_final, pd.concat([train, val]), seed) if refit else fitted
+    shipped = _fit_pipeline(SHIPPED_CANDIDATE, best["params"], n_final, pd.concat([train, val]), seed, constraints) if refit else fitted
     model = CreditModel(shipped, calibrator, threshold)
     p_test = model.predict_proba(test[FEATURES])
     metrics = dict(validation=evaluate(val[TARGET], p_val, threshold), test=evaluate(test[TARGET], p_test, threshold))
@@ -380,4 +435,5 @@ def train_model(df: pd.DataFrame, time_budget_s: float = 120.0, seed: int = 42, 
                            max_trees=MAX_TREES, early_stopping_rounds=EARLY_STOPPING_ROUNDS, cv_folds=CV_FOLDS, time_budget_s=time_budget_s),
                        search_results=results, calibration=calibration, metrics=metrics,
                        plots=make_plots(test[TARGET], p_test, threshold, importance), feature_importance=importance,
-                       splits=splits, n_estimators=n_final, refit=refit, seconds=time.perf_counter() - start)
+                       splits=splits, constraints=constraint_record(constraints, fitted, free, val, test),
+                       n_estimators=n_final, refit=refit, seconds=time.perf_counter() - start)
