@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['ID', 'SCORE', 'DECISION', 'DECISION_TEXT', 'REASONS', 'OUTPUT_COLUMNS', 'BATCH_COLUMNS', 'REJECT_RULES',
-           'SMALL_BATCH', 'CHECK_ROWS', 'log', 'decision_text', 'ModelInputError', 'model_input_frame', 'model_columns',
-           'columns_frame', 'contract_problems', 'FastPathUnavailable', 'booster_of', 'Scored', 'Scorer', 'check_rows',
-           'ModelSelfCheckFailed', 'self_check', 'carried_rows', 'LoanDefaultModel', 'ModelLoadError', 'load_scorer',
-           'run_profile', 'ModelVersion', 'model_version']
+           'REASON_MODES', 'SMALL_BATCH', 'CHECK_ROWS', 'log', 'decision_text', 'ModelInputError', 'model_input_frame',
+           'model_columns', 'columns_frame', 'contract_problems', 'FastPathUnavailable', 'booster_of', 'Scored',
+           'reason_mode', 'Scorer', 'check_rows', 'ModelSelfCheckFailed', 'self_check', 'carried_rows',
+           'LoanDefaultModel', 'ModelLoadError', 'load_scorer', 'run_profile', 'ModelVersion', 'model_version']
 
 # %% ../nbs/07b_inference.ipynb #3284b129
 import json, logging
@@ -110,11 +110,21 @@ class Scored:
         "The pyfunc's answer: `OUTPUT_COLUMNS`."
         return pd.DataFrame({SCORE: self.probability, DECISION: self.predicted})
 
+# %% ../nbs/07b_inference.ipynb #afef9c71
+REASON_MODES = ("declines", "all", "none")
+
+def reason_mode(reasons) -> str:
+    "`reasons` as one of `REASON_MODES`: True is 'declines', False or None 'none'; `DataError` for anything else."
+    if isinstance(reasons, (bool, np.bool_)): return "declines" if reasons else "none"
+    if reasons is None: return "none"
+    if isinstance(reasons, str) and reasons in REASON_MODES: return reasons
+    raise DataError(f"reasons must be one of {', '.join(REASON_MODES)} (got {reasons!r})")
+
 # %% ../nbs/07b_inference.ipynb #96d92594
 SMALL_BATCH = 64     # at most this many rows: one thread (OpenMP start-up costs more than it saves)
 
-def _reason_dicts(reasons: list) -> list[list[dict]]:
-    return [[dict(feature=str(r["feature"]), contribution=float(r["contribution"]), text=str(r["text"])) for r in row] for row in reasons]
+def _threads(n: int) -> int: return 1 if n <= SMALL_BATCH else 0
+def _take(columns: dict, rows: np.ndarray) -> dict: return {c: v[rows] for c, v in columns.items()}
 
 class Scorer:
     "A fitted `CreditModel` at scoring time: probabilities, decisions and reasons, from the booster directly when it can."
@@ -127,28 +137,41 @@ class Scorer:
     @property
     def fast(self) -> bool: return self.booster is not None
 
-    def _fast(self, columns: dict, reasons: bool, top_k: int) -> tuple:
-        from loan_default.features import MODEL_FEATURES, model_matrix, reason_codes
+    def _probability(self, columns: dict) -> tuple:
+        "The probabilities, and the model matrix on the fast path (None on the pipeline's)."
+        from loan_default.features import model_matrix
         from loan_default.train import apply_calibrator
+        if not self.fast: return self.model.predict_proba(columns_frame(columns)), None
         M = model_matrix(columns)
-        threads = 1 if len(M) <= SMALL_BATCH else 0
-        p = apply_calibrator(self.model.calibrator, self.booster.predict(M, num_threads=threads))
-        if not reasons: return p, None
-        contrib = self.booster.predict(M, pred_contrib=True, num_threads=threads)   # the same p, up to rounding: p stays the booster's own
-        return p, reason_codes(contrib[:, :-1], list(MODEL_FEATURES), top_k=top_k, citable=self.model.citable)
+        return apply_calibrator(self.model.calibrator, self.booster.predict(M, num_threads=_threads(len(M)))), M
 
-    def _pipeline(self, columns: dict, reasons: bool, top_k: int) -> tuple:
-        X = columns_frame(columns)
-        return self.model.predict_proba(X), (self.model.explain(X, top_k=top_k) if reasons else None)
+    def _contributions(self, columns: dict, rows: np.ndarray, M=None) -> np.ndarray:
+        "TreeSHAP contributions (rows, MODEL_FEATURES) of `rows` alone: the booster's on the fast path, else the pipeline's."
+        from loan_default.features import contributions
+        if M is not None: return self.booster.predict(M[rows], pred_contrib=True, num_threads=_threads(len(rows)))[:, :-1]
+        return contributions(self.model.pipeline, columns_frame(_take(columns, rows))).to_numpy()
 
-    def score(self, columns: dict, reasons: bool = False, top_k: int = 3, threshold: float | None = None) -> Scored:
-        "Score the column arrays: probabilities, decisions at `threshold` (default the model's), reasons when asked."
-        p, why = (self._fast if self.fast else self._pipeline)(columns, reasons, top_k)
+    def _reasons(self, columns: dict, predicted: np.ndarray, mode: str, top_k: int, M=None) -> list | None:
+        "Per row, the reasons `mode` gives it (declines: adverse-action reasons; approvals: [] or, under 'all', risk factors)."
+        from loan_default.features import MODEL_FEATURES
+        from loan_default.reasons import principal_reasons
+        if mode == "none": return None
+        out = [[] for _ in range(len(predicted))]
+        for kind, rows in (("adverse_action", np.flatnonzero(predicted == 1)), ("risk_factor", np.flatnonzero(predicted == 0) if mode == "all" else [])):
+            if not len(rows): continue
+            why = principal_reasons(self._contributions(columns, rows, M), MODEL_FEATURES, _take(columns, rows), top_k, kind)
+            for i, r in zip(rows.tolist(), why): out[i] = r
+        return out
+
+    def score(self, columns: dict, reasons="none", top_k: int = 4, threshold: float | None = None) -> Scored:
+        "Score the column arrays: probabilities, decisions at `threshold` (default the model's), reasons in mode `reasons` (`REASON_MODES`)."
+        mode = reason_mode(reasons)
+        p, M = self._probability(columns)
         p = np.asarray(p, dtype="float64")
         predicted = (p >= (self.threshold if threshold is None else threshold)).astype("int64")
-        return Scored(p, predicted, None if why is None else _reason_dicts(why))
+        return Scored(p, predicted, self._reasons(columns, predicted, mode, top_k, M))
 
-    def score_frame(self, df: pd.DataFrame, reasons: bool = False, top_k: int = 3) -> Scored:
+    def score_frame(self, df: pd.DataFrame, reasons="none", top_k: int = 4) -> Scored:
         "Score raw applicant rows (checked by `model_input_frame`)."
         return self.score(model_columns(model_input_frame(df)), reasons, top_k)
 
@@ -170,13 +193,16 @@ class ModelSelfCheckFailed(DataError):
     "A version loads but does not score its own check rows as it did at training: refused before it scores anyone."
 
 def _same_reasons(a: list, b: list) -> bool:
-    return len(a) == len(b) and all([x["feature"] for x in r] == [y["feature"] for y in q] and
-                                    np.allclose([x["contribution"] for x in r], [y["contribution"] for y in q], rtol=1e-9) for r, q in zip(a, b))
+    "The same reasons (codes, texts, kinds in order), points within one (rounding of nearly equal contributions)."
+    key = lambda r: [(x["code"], x["feature"], x["text"], x["kind"]) for x in r]
+    return len(a) == len(b) and all(key(r) == key(q) and all(abs(x["points"] - y["points"]) <= 1 for x, y in zip(r, q)) for r, q in zip(a, b))
 
 def _fast_matches(scorer: Scorer, columns: dict, s: Scored) -> bool:
     "The fast path's probabilities and reasons are the pipeline's own on these rows."
-    p, why = scorer._pipeline(columns, True, 3)
-    return np.allclose(s.probability, p, rtol=1e-9, atol=1e-12) and _same_reasons(s.reasons, _reason_dicts(why))
+    import copy
+    slow = copy.copy(scorer); slow.booster = None
+    t = slow.score(columns, reasons="all")
+    return np.allclose(s.probability, t.probability, rtol=1e-9, atol=1e-12) and _same_reasons(s.reasons, t.reasons)
 
 # %% ../nbs/07b_inference.ipynb #88255301
 log = logging.getLogger("loan_default.inference")
@@ -185,7 +211,7 @@ def self_check(scorer: Scorer, carried: dict) -> Scorer:
     "`scorer` once it scores the rows its model carries as at training (else `ModelSelfCheckFailed`); its fast path off when that disagrees with the pipeline."
     try:
         cols = model_columns(model_input_frame(pd.DataFrame(carried["rows"])))
-        s = scorer.score(cols, reasons=True)
+        s = scorer.score(cols, reasons="all")
     except Exception as e: raise ModelSelfCheckFailed(f"scoring its self-check rows raised {type(e).__name__}") from None
     n, expected = len(cols[FEATURES[0]]), carried.get(SCORE)
     if s.probability.shape != (n,) or not np.all((s.probability >= 0) & (s.probability <= 1)):
@@ -221,9 +247,9 @@ class LoanDefaultModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.scorer.score_frame(pd.DataFrame(model_input)).frame()
 
-    def explain(self, model_input, top_k: int = 3) -> list:
-        "Per row, up to `top_k` reasons that pushed its risk up (the service's reasons)."
-        return self.scorer.score_frame(pd.DataFrame(model_input), reasons=True, top_k=top_k).reasons
+    def explain(self, model_input, top_k: int = 4, reasons="declines") -> list:
+        "Per row, its reasons in mode `reasons` (the service's: a decline's principal reasons, none for an approval), at most `top_k`."
+        return self.scorer.score_frame(pd.DataFrame(model_input), reasons=reasons, top_k=top_k).reasons
 
 # %% ../nbs/07b_inference.ipynb #93a552d7
 class ModelLoadError(DataError):
@@ -277,8 +303,8 @@ class ModelVersion:
     @cached_property
     def profile(self) -> dict: return run_profile(self.run_id, str(self))
 
-    def score(self, columns: dict, reasons: bool = False, top_k: int = 3) -> Scored:
-        "Score column arrays with this version (loaded on first use)."
+    def score(self, columns: dict, reasons="none", top_k: int = 4) -> Scored:
+        "Score column arrays with this version (loaded on first use); `reasons` one of `REASON_MODES` (True: declines)."
         return self.scorer.score(columns, reasons, top_k)
 
 # %% ../nbs/07b_inference.ipynb #7aff58e6
