@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['REQUIRED', 'SPARK_LOCAL', 'SPARK_LOG', 'ENGINES', 'input_columns', 'check_columns', 'count_rows', 'read_chunks',
-           'output_schema', 'score_chunk', 'ScoreResult', 'score_pandas', 'check_master', 'spark_session',
-           'spark_message', 'spark_errors', 'spark_read', 'with_row_index', 'model_udf', 'score_spark', 'score_command']
+           'output_schema', 'reasons_json', 'score_chunk', 'ScoreResult', 'score_pandas', 'check_master',
+           'spark_session', 'spark_message', 'spark_errors', 'spark_read', 'with_row_index', 'model_udf', 'score_spark',
+           'score_command']
 
 # %% ../nbs/12_scale.ipynb #64d60913
 import json, os, re, shutil, socket, sys, tempfile, time
@@ -20,7 +21,7 @@ from .config import get_settings
 from .schema import CATEGORICAL_FEATURES, COLUMN, FEATURES, NULLABLE, DataError
 from .validate import file_format
 from .inference import (ID, SCORE, DECISION, DECISION_TEXT, REASONS, BATCH_COLUMNS, ModelVersion, Scorer,
-                                    decision_text, load_scorer, model_version)
+                                    decision_text, load_scorer, model_version, reason_mode)
 
 # %% ../nbs/12_scale.ipynb #7c627be3
 REQUIRED = [c for c in FEATURES if c not in NULLABLE]
@@ -77,10 +78,10 @@ def read_chunks(path, chunk_rows: int = 100_000):
         raise DataError(f"{p}: unreadable after row {start}: {str(e).strip().splitlines()[0]}") from None
 
 # %% ../nbs/12_scale.ipynb #034d6575
-def output_schema(reasons: bool) -> pa.Schema:
-    "The batch output's columns: `BATCH_COLUMNS`, and `reasons` as JSON text when asked."
+def output_schema(reasons="none") -> pa.Schema:
+    "The batch output's columns: `BATCH_COLUMNS`, and `reasons` as JSON text unless the reason mode is 'none'."
     fields = [(ID, pa.string()), (SCORE, pa.float64()), (DECISION, pa.int64()), (DECISION_TEXT, pa.string())]
-    return pa.schema(fields + ([(REASONS, pa.string())] if reasons else []))
+    return pa.schema(fields + ([(REASONS, pa.string())] if reason_mode(reasons) != "none" else []))
 
 # %% ../nbs/12_scale.ipynb #b8be8e02
 def _offset_rows(e: DataError, start: int) -> DataError:
@@ -92,13 +93,18 @@ def _ids(df: pd.DataFrame, start: int) -> pa.Array:
     if ID not in df: return pa.array(np.arange(start, start + len(df))).cast(pa.string())
     return pa.array([None if pd.isna(v) else str(v) for v in df[ID].to_numpy(object)], type=pa.string())
 
-def score_chunk(scorer: Scorer, df: pd.DataFrame, start: int = 0, reasons: bool = False, top_k: int = 3) -> pa.Table:
-    "The output rows of chunk `df`, whose first row is row `start` of the file; errors name the row in the file."
-    try: s = scorer.score_frame(df, reasons, top_k)
+def reasons_json(reasons: list) -> pa.Array:
+    "Each row's reasons as JSON text ('[]' for none)."
+    return pa.array([json.dumps(r) if r else "[]" for r in reasons], type=pa.string())
+
+def score_chunk(scorer: Scorer, df: pd.DataFrame, start: int = 0, reasons="none", top_k: int = 4) -> pa.Table:
+    "The output rows of chunk `df`, whose first row is row `start` of the file; errors name the row in the file. `reasons`: a reason mode."
+    mode = reason_mode(reasons)
+    try: s = scorer.score_frame(df, mode, top_k)
     except DataError as e: raise _offset_rows(e, start) from None
     cols = [_ids(df, start), pa.array(s.probability), pa.array(s.predicted), pa.array(decision_text(s.predicted), type=pa.string())]
-    if reasons: cols.append(pa.array([json.dumps(r) for r in s.reasons], type=pa.string()))
-    return pa.Table.from_arrays(cols, schema=output_schema(reasons))
+    if mode != "none": cols.append(reasons_json(s.reasons))
+    return pa.Table.from_arrays(cols, schema=output_schema(mode))
 
 # %% ../nbs/12_scale.ipynb #ce48b57a
 @dataclass
@@ -118,8 +124,8 @@ def _progress(total, enabled):
     from tqdm.auto import tqdm
     return tqdm(total=total, unit="rows", unit_scale=True, disable=not enabled, file=sys.stderr, desc="scoring")
 
-def score_pandas(data, out, model: ModelVersion, reasons: bool = False, chunk_rows: int = 100_000, progress: bool | None = None) -> ScoreResult:
-    "Score `data` (CSV or parquet) chunk by chunk into the parquet file `out` with the pinned `model`."
+def score_pandas(data, out, model: ModelVersion, reasons="none", chunk_rows: int = 100_000, progress: bool | None = None, top_k: int = 4) -> ScoreResult:
+    "Score `data` (CSV or parquet) chunk by chunk into the parquet file `out` with the pinned `model`; `reasons` a reason mode."
     started, data, out = time.perf_counter(), Path(data), Path(out)
     check_columns(input_columns(data), data)
     scorer = model.scorer                              # loads and self-checks once, before any output
@@ -128,7 +134,7 @@ def score_pandas(data, out, model: ModelVersion, reasons: bool = False, chunk_ro
     try:
         with pq.ParquetWriter(partial, output_schema(reasons)) as writer, _progress(count_rows(data), sys.stderr.isatty() if progress is None else progress) as bar:
             for start, df in read_chunks(data, chunk_rows):
-                writer.write_table(score_chunk(scorer, df, start, reasons))
+                writer.write_table(score_chunk(scorer, df, start, reasons, top_k))
                 n += len(df); bar.update(len(df))
         partial.replace(out)
     finally: partial.unlink(missing_ok=True)
@@ -266,27 +272,27 @@ def model_udf(spark, model: ModelVersion):
     finally: pyfunc_log.setLevel(level)
 
 # %% ../nbs/12_scale.ipynb #16dba057
-def _reasons_udf(spark, model: ModelVersion, top_k: int = 3):
-    "A pandas UDF giving each row's reasons as JSON text, from a copy of the model shipped with `addFile`."
+def _reasons_udf(spark, model: ModelVersion, reasons="declines", top_k: int = 4):
+    "A pandas UDF giving each row's reasons (reason mode `reasons`) as JSON text, from a copy of the model shipped with `addFile`."
     from pyspark import SparkFiles
     from pyspark.sql.functions import pandas_udf
     from loan_default.store import quiet_downloads
     local = Path(tempfile.mkdtemp(prefix="ld-model-")) / "model"
     with quiet_downloads(): mlflow.artifacts.download_artifacts(model.uri, dst_path=str(local))
     spark.sparkContext.addFile(str(local), recursive=True)
-    cache = {}
+    cache, mode = {}, reason_mode(reasons)
     @pandas_udf("string")
     def reasons(*cols: pd.Series) -> pd.Series:
         if "s" not in cache: cache["s"] = load_scorer(SparkFiles.get("model"), f"{model} (shipped to Spark)")
-        why = cache["s"].score_frame(pd.concat(cols, axis=1, keys=FEATURES), reasons=True, top_k=top_k).reasons
-        return pd.Series([json.dumps(r) for r in why])
+        why = cache["s"].score_frame(pd.concat(cols, axis=1, keys=FEATURES), reasons=mode, top_k=top_k).reasons
+        return pd.Series([json.dumps(r) if r else "[]" for r in why])
     return reasons
 
 # %% ../nbs/12_scale.ipynb #49ec6cdc
-def score_spark(data, out, model: ModelVersion, spark=None, master: str | None = None, reasons: bool = False) -> ScoreResult:
-    "Score `data` (CSV or parquet) with Spark into the parquet folder `out` with the pinned `model`."
+def score_spark(data, out, model: ModelVersion, spark=None, master: str | None = None, reasons="none", top_k: int = 4) -> ScoreResult:
+    "Score `data` (CSV or parquet) with Spark into the parquet folder `out` with the pinned `model`; `reasons` a reason mode."
     from pyspark.sql import functions as F
-    started, data, out = time.perf_counter(), Path(data), Path(out)
+    started, data, out, mode = time.perf_counter(), Path(data), Path(out), reason_mode(reasons)
     columns = input_columns(data)
     check_columns(columns, data)
     spark = spark or spark_session(master)
@@ -297,10 +303,10 @@ def score_spark(data, out, model: ModelVersion, spark=None, master: str | None =
             sdf = (sdf if ID in sdf.columns else with_row_index(sdf, ID)).withColumn(ID, F.col(ID).cast("string"))
             features = [F.col(c) for c in FEATURES]
             pred = model_udf(spark, model)(*features)
-            why = [_reasons_udf(spark, model)(*features).alias(REASONS)] if reasons else []
+            why = [_reasons_udf(spark, model, mode, top_k)(*features).alias(REASONS)] if mode != "none" else []
             scored = sdf.select(F.col(ID), pred[SCORE].alias(SCORE), pred[DECISION].alias(DECISION), *why)
             scored = scored.withColumn(DECISION_TEXT, F.when(F.col(DECISION) == 1, "decline").otherwise("approve"))
-            scored.select(*BATCH_COLUMNS, *([REASONS] if reasons else [])).write.mode("overwrite").parquet(str(partial))
+            scored.select(*BATCH_COLUMNS, *([REASONS] if why else [])).write.mode("overwrite").parquet(str(partial))
             n = spark.read.parquet(str(partial)).count()
         if out.is_dir(): shutil.rmtree(out)
         partial.replace(out)
@@ -311,18 +317,19 @@ def score_spark(data, out, model: ModelVersion, spark=None, master: str | None =
 ENGINES = ("pandas", "spark")
 
 def score_command(data, out, engine: str = "pandas", master: str | None = None, model: str = "loan-default",
-                  alias: str | None = "production", version: str | None = None, reasons: bool = False,
-                  chunk_rows: int = 100_000, progress: bool | None = None, spark=None) -> ScoreResult:
-    "Batch-score `data` (CSV or parquet) into parquet `out` with the registered model, on the pandas or Spark engine."
+                  alias: str | None = "production", version: str | None = None, reasons="none",
+                  chunk_rows: int = 100_000, progress: bool | None = None, spark=None, top_k: int = 4) -> ScoreResult:
+    "Batch-score `data` (CSV or parquet) into parquet `out` with the registered model, on the pandas or Spark engine; `reasons`: declines (True), all, none (False)."
     if engine not in ENGINES: raise DataError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
     if engine == "pandas" and master: raise DataError("--master is for the spark engine")
+    reasons = reason_mode(reasons)
     check_columns(input_columns(data), data)
     if engine == "spark": spark = spark or spark_session(master)
     from loan_default.store import check_tracking, init_store
     init_store(check_tracking())                       # an embedded store gets its tables once, under a lock
     ref = model_version(model, None if version else alias, version)
-    if engine == "pandas": res = score_pandas(data, out, ref, reasons=reasons, chunk_rows=chunk_rows, progress=progress)
-    else: res = score_spark(data, out, ref, spark=spark, reasons=reasons)
+    if engine == "pandas": res = score_pandas(data, out, ref, reasons=reasons, chunk_rows=chunk_rows, progress=progress, top_k=top_k)
+    else: res = score_spark(data, out, ref, spark=spark, reasons=reasons, top_k=top_k)
     res.message = (f"scored {res.rows:,} rows with {ref.name} version {ref.version} on {engine} in {res.seconds:.1f} s "
                    f"({res.rows_per_second():,.0f} rows/s) -> {res.out}")
     return res
