@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['JSON_ARTIFACTS', 'PERFORMANCE', 'POLICY_TEXT', 'LIMITATIONS', 'CARD_PLOTS', 'CARD_DIR', 'CARD_TAGS', 'run_facts',
-           'model_policy', 'Section', 'text', 'code', 'overview_section', 'data_section', 'features_section',
-           'performance_section', 'threshold_section', 'calibration_section', 'reasons_section',
-           'drift_reference_section', 'gates_section', 'limitations', 'to_markdown', 'to_html', 'html_page',
-           'ModelCard', 'model_card', 'log_model_card']
+           'load_pyfunc', 'model_policy', 'Section', 'text', 'code', 'overview_section', 'data_section',
+           'features_section', 'performance_section', 'threshold_section', 'calibration_section', 'constraints_section',
+           'card_fairness', 'age_rule_section', 'fair_lending_section', 'reasons_section', 'drift_reference_section',
+           'gates_section', 'limitations', 'to_markdown', 'to_html', 'html_page', 'ModelCard', 'model_card',
+           'log_model_card']
 
 # %% ../nbs/11_model_card.ipynb #2a202207
 import base64, json, re, tempfile
@@ -19,14 +20,14 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from .schema import COLUMN, FEATURES
-from .features import DERIVED_FEATURES, FACTORS, REASON_TEXT
+from .features import DERIVED_FEATURES
 from .profile import profile_table
 from .store import KIND_TAG, MODEL_URI_TAG, TRAINING, RegistryError, quiet_downloads
 from .render import render_template
 
 # %% ../nbs/11_model_card.ipynb #2b30aa16
 JSON_ARTIFACTS = {"metrics": "metrics.json", "calibration": "calibration.json", "profile": "reference_profile.json",
-                  "validation": "validation/report.json"}
+                  "validation": "validation/report.json", "constraints": "constraints.json"}
 
 def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict | None:
     "The JSON artifact `path` of run `run_id`, or None when the run has none."
@@ -49,15 +50,17 @@ def run_facts(client: MlflowClient, run_id: str) -> dict:
     return facts | dict(plots=_plot_names(client, run_id))
 
 # %% ../nbs/11_model_card.ipynb #12640b77
-def model_policy(model_uri: str) -> dict:
-    "The logged model's own decision policy: threshold, candidate, calibration, and the reason factors it may and may not cite."
+def load_pyfunc(model_uri: str):
+    "The logged model at `model_uri`, loaded (and self-checked); `RegistryError` naming it when it cannot be."
     try:
-        with quiet_downloads(): model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+        with quiet_downloads(): return mlflow.pyfunc.load_model(model_uri)
     except Exception as e: raise RegistryError(f"cannot load {model_uri}: {str(e).strip().splitlines()[0]}") from None
-    citable = tuple(model.citable)
+
+def model_policy(model_uri: str, pyfunc=None) -> dict:
+    "The logged model's own decision policy: threshold, candidate, calibration (`pyfunc`: the model at `model_uri`, when loaded already)."
+    model = (pyfunc or load_pyfunc(model_uri)).unwrap_python_model().model
     return dict(threshold=float(model.threshold), candidate=model.candidate,
-                calibration=None if model.calibrator is None else type(model.calibrator).__name__,
-                citable=citable, not_citable=tuple(f for f in FACTORS if f not in citable))
+                calibration=None if model.calibrator is None else type(model.calibrator).__name__)
 
 # %% ../nbs/11_model_card.ipynb #b660785a
 @dataclass
@@ -97,7 +100,7 @@ def overview_section(facts: dict, name: str | None = None, version: str | None =
             ["model", f"{text(t.get('candidate', p.get('model.candidate', '?')))}, logged as {code(t.get(MODEL_URI_TAG, '?'))}"],
             ["code", f"git commit {code(t.get('git.commit', 'unknown'))}"]]
     return Section("Overview", ["Scores a loan application (the 11 applicant and loan columns) with a probability of default and "
-                                "a decision (decline at or above the threshold), with up to three reasons for each decision."],
+                                "a decision (decline at or above the threshold); a decline comes with one to four principal reasons (Regulation B)."],
                    ["", ""], rows)
 
 def data_section(facts: dict) -> Section:
@@ -167,13 +170,71 @@ def calibration_section(facts: dict) -> Section:
             "Cross-validated on the validation split:"]
     return Section("Calibration", body, ["method", "Brier", "log loss", ""], rows)
 
+# %% ../nbs/11_model_card.ipynb #e43935b1
+_DIRECTION = {1: "a higher value never lowers the risk", -1: "a higher value never raises the risk"}
+
+def constraints_section(facts: dict) -> Section:
+    "The monotone constraints and unused features of the run (`constraints.json`), and ROC AUC with and without them."
+    c = facts.get("constraints")
+    if not c: return Section("Credit-policy constraints", ["**Not recorded**: this run logged no `constraints.json`; the age rule below is checked on the model itself."])
+    body = ["Trained under the credit policy's monotone constraints." if c.get("policy") == "policy" else
+            f"**Trained without constraints** (policy {code(c.get('policy'))}): only to measure what they cost."]
+    cmp_ = c.get("comparison") or {}
+    if cmp_: body.append("ROC AUC, the same configuration fitted on the training split: " + "; ".join(
+        f"{text(k)} the constraints {text(v.get('validation_roc_auc'))} on validation, {text(v.get('test_roc_auc'))} on test" for k, v in cmp_.items()) + ".")
+    rows = [[code(f), _DIRECTION.get(d, text(d))] for f, d in (c.get("monotone") or {}).items()]
+    rows += [[code(f), "not used (age enters through it)"] for f in c.get("unused") or []]
+    return Section("Credit-policy constraints", body, ["model feature", "constraint"], rows)
+
+# %% ../nbs/11_model_card.ipynb #3dc14b23
+def card_fairness(client: MlflowClient, run_id: str, pyfunc, threshold: float):
+    "`fairness.SplitFairness` of the model `pyfunc` on run `run_id`'s test split, or the reason (text) it cannot be had."
+    from loan_default.fairness import fairness_on_split, scorer_of
+    from loan_default.registry import load_test_split
+    try: return fairness_on_split(scorer_of(pyfunc, threshold), load_test_split(client, run_id))
+    except Exception as e: return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+# %% ../nbs/11_model_card.ipynb #d275fbd9
+def age_rule_section(fair) -> Section:
+    "The age rule (Regulation B) checked on the model over its test split; `fair` a `SplitFairness` or the reason it is missing."
+    title = "Age rule (Regulation B)"
+    if isinstance(fair, str): return Section(title, [f"**Not checked**: {text(fair)}"])
+    a = fair.age
+    body = ["An applicant aged 62 or older may never be scored worse because of age: for each applicant checked, only the age is "
+            f"moved across {a.ages[0]}-{a.ages[1]}, and the highest probability of default at any age of 62 or more may not exceed "
+            f"the lowest at any younger age (tolerance {a.tolerance:g}).", ("**Holds**: " if a.passed else "**Broken**: ") + text(a.line())]
+    rows = [["applicants checked", f"{a.rows:,} of {fair.split_rows:,} in the test split" + (" (all of them)" if a.rows == fair.split_rows else "")],
+            ["applicants for whom it breaks", f"{a.violations:,}"], ["worst gap (oldest worst minus youngest best)", f"{a.worst_gap:.3g}"]]
+    if not a.passed and a.example: rows.append(["worst applicant", text(json.dumps(a.example["values"]))])
+    return Section(title, body, ["", ""], rows)
+
+# %% ../nbs/11_model_card.ipynb #d2d34f5c
+def _pct(x) -> str: return "–" if x is None or x != x else f"{x:.1%}"
+
+def fair_lending_section(fair, threshold: float) -> Section:
+    "Approval rate, realised default rate and adverse impact ratio per age band and housing group on the test split."
+    from loan_default.fairness import MIN_GROUP, lowest_air
+    title = "Fair lending"
+    if isinstance(fair, str): return Section(title, [f"**Not measured**: {text(fair)}"])
+    low, t = lowest_air(fair.table), fair.table
+    body = [f"The model's decisions at its threshold {threshold:.4f} on the {fair.split_rows:,} applicants of the test split, and their "
+            "realised outcomes. Adverse impact ratio (AIR): a group's approval rate over the most-approved group's in the same grouping; "
+            f"below 0.8 (the four-fifths rule of thumb) calls for review. Groups of fewer than {MIN_GROUP} applicants are too few to judge."]
+    if low.air is not None: body.append(f"Lowest AIR: **{low.air:.3f}** ({text(low.group)}).")
+    rows = [[text(r.group), text(r.value), f"{r.applicants:,}", _pct(r.approval_rate), _pct(r.default_rate),
+             "–" if r.air != r.air else f"{r.air:.3f}", text(r.note)] for r in t.itertuples()]
+    return Section(title, body, ["grouping", "group", "applicants", "approved", "realised default rate", "AIR", ""], rows)
+
 # %% ../nbs/11_model_card.ipynb #ee9fb96d
-def reasons_section(policy: dict) -> Section:
-    "Every reason factor, its text, and whether this model may cite it."
-    rows = [[f"`{f}`", REASON_TEXT.get(f, ""), "yes" if f in policy["citable"] else "**no**"] for f in FACTORS]
-    return Section("Reason codes", ["Up to three per decision: the citable factors with the largest positive contributions "
-                                    "(TreeSHAP, log-odds) for that applicant. A factor that lowered the risk is never a reason."],
-                   ["factor", "reason given", "may be cited"], rows)
+def reasons_section(catalogue: pd.DataFrame | None = None) -> Section:
+    "The reason catalogue (`reasons.catalogue_frame()`): code, reason, situation, the text sent, whether it may be cited."
+    from loan_default.reasons import catalogue_frame
+    cat = catalogue_frame() if catalogue is None else catalogue
+    rows = [[code(r.code), text(r.title), code(r.situation), text(r.text), "yes" if r.citable else "**no**"] for r in cat.itertuples()]
+    return Section("Reason codes", ["Declines get one to four principal reasons, largest weight first, in scorecard points (20 points "
+                                    "double the odds of default); a reason that lowered the risk is never given. The same catalogue "
+                                    "serves `/predict`, batch scoring and this card; `GET /reason-codes` lists it."],
+                   ["code", "reason", "situation", "text sent", "may be cited"], rows)
 
 # %% ../nbs/11_model_card.ipynb #3eec333e
 def drift_reference_section(facts: dict) -> Section:
@@ -199,7 +260,7 @@ def gates_section(version_tags: dict) -> Section:
 LIMITATIONS = [
     "The split is random, not by time: the public data has no application dates, so nothing shows how the model ages.",
     "Outcomes exist only for loans that were granted: the model never learned from applicants the lender turned away.",
-    "No fairness assessment across protected groups: the data holds none but age, which the model uses and never cites.",
+    "Fair-lending figures cover age and housing only: the data holds no other characteristic Regulation B protects (sex, race, marital status), so no other disparity can be measured.",
     "Probabilities are calibrated for applicants like the training data; after drift, re-check calibration before trusting them.",
 ]
 
@@ -302,11 +363,13 @@ def model_card(ref, client: MlflowClient | None = None) -> ModelCard:
         run_id, version_tags = _version_info(client, name, version)
     else: run_id = ref
     facts = run_facts(client, run_id)
-    policy = model_policy(facts["tags"][MODEL_URI_TAG])
+    pyfunc = load_pyfunc(facts["tags"][MODEL_URI_TAG])
+    policy = model_policy(facts["tags"][MODEL_URI_TAG], pyfunc)
+    fair = card_fairness(client, run_id, pyfunc, policy["threshold"])
     sections = [overview_section(facts, name, version), data_section(facts), features_section(), performance_section(facts),
-                threshold_section(facts, policy), calibration_section(facts), reasons_section(policy),
-                drift_reference_section(facts), gates_section(version_tags), Section("Known limitations", [], ["limitation"],
-                                                                                     [[l] for l in limitations(facts)])]
+                threshold_section(facts, policy), calibration_section(facts), constraints_section(facts), age_rule_section(fair),
+                fair_lending_section(fair, policy["threshold"]), reasons_section(), drift_reference_section(facts),
+                gates_section(version_tags), Section("Known limitations", [], ["limitation"], [[l] for l in limitations(facts)])]
     title = f"Model card: {name} version {version}" if name else f"Model card: run {run_id}"
     images = _plot_images(client, run_id, [p for p in CARD_PLOTS if p in facts["plots"]])
     return ModelCard(title, run_id, name, version, sections, images)
