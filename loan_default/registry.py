@@ -61,7 +61,7 @@ def evaluate_gates(f1: float, roc_auc: float, min_f1: float = 0.80, min_roc_auc:
 # %% ../nbs/07_registry.ipynb #a5f44a3c
 def gate_tags(gates: GateResult) -> dict[str, str]:
     "The version tags that record `gates`: `gate.passed` and one `gate.<name>` per figure that applies."
-    def text(v): return repr(round(v, 6)) if isinstance(v, float) else str(v)
+    def text(v): return repr(float(f"{v:.6g}")) if isinstance(v, float) else str(v)   # 6 significant digits: 1e-09 stays 1e-09
     return {"gate.passed": str(gates.passed).lower()} | {f"gate.{k}": text(v) for k, v in gates.figures.items() if v is not None}
 
 _TEXT_FIGURES = ("champion_version", "lowest_air_group", "air_excluded")
