@@ -15,6 +15,8 @@ parquet in --work. For each size, one after the other on an otherwise idle machi
 - the ratio of the two wall times (the issue's target: at most 1.5).
 - with --spark: `loan-default score --engine spark` (local[*]) end to end, its rows/s, and the largest difference
   between its probabilities and the pandas engine's, row by row.
+- with --reasons: `loan-default score --reasons` (pandas; principal reasons for every decline, TreeSHAP on those rows
+  only) end to end, its rows/s against issue 12's target (at least 10,000 rows/s), and how many rows were declined.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -70,9 +72,9 @@ def run(cmd: list[str], env: dict) -> tuple[float, float, str]:
         if proc.returncode: sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {err.read().strip()[-800:]}")
         return wall, int(peak.read() or "nan") / 1024, out.read()
 
-def score_cli(engine: str, rows: Path, out: Path, env: dict, name: str) -> tuple[float, float]:
+def score_cli(engine: str, rows: Path, out: Path, env: dict, name: str, reasons: bool = False) -> tuple[float, float]:
     "`loan-default score` end to end: (wall seconds, peak MiB)."
-    extra = ["--master", "local[*]"] if engine == "spark" else []
+    extra = (["--master", "local[*]"] if engine == "spark" else []) + (["--reasons"] if reasons else [])
     wall, peak, _ = run([str(BIN / "loan-default"), "score", "--data", str(rows), "--out", str(out), "--engine", engine, "--model", name, *extra], env)
     return wall, peak
 
@@ -88,6 +90,7 @@ def main():
     add_arguments(ap)
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     ap.add_argument("--spark", action="store_true", help="also score with the spark engine (local[*]) and compare")
+    ap.add_argument("--reasons", action="store_true", help="also score with principal reasons for the declines (pandas)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ld-scale-bench")
     a = ap.parse_args()
     uri = model_registry(a)
@@ -104,6 +107,13 @@ def main():
               f"read+matrix+predict {split['score_s']:.1f} s", flush=True)
         pw, ppeak = score_cli("pandas", rows, a.work / f"pandas_{n}.parquet", env, a.name)
         print(f"{n:>10,} {'pandas':>8} {pw:>8.1f} {n / pw:>9,.0f} {ppeak:>9,.0f}  {pw / bw:.2f}x the booster (target <= 1.5)", flush=True)
+        if a.reasons:
+            out = a.work / f"reasons_{n}.parquet"
+            rw, rpeak = score_cli("pandas", rows, out, env, a.name, reasons=True)
+            from loan_default.inference import DECISION
+            declined = int((pd.read_parquet(out, columns=[DECISION])[DECISION] == 1).sum())
+            print(f"{n:>10,} {'reasons':>8} {rw:>8.1f} {n / rw:>9,.0f} {rpeak:>9,.0f}  {declined:,} declines explained "
+                  f"({n / rw:,.0f} rows/s, target >= 10,000)", flush=True)
         if a.spark:
             sw, _ = score_cli("spark", rows, a.work / f"spark_{n}", env, a.name)
             diff = largest_difference(a.work / f"pandas_{n}.parquet", a.work / f"spark_{n}")

@@ -234,7 +234,8 @@ class DriftAlarm(DataError):
 @click.option("--model", "model_name", default=None, help="Registered model [default: LD_MODEL_NAME]")
 @click.option("--alias", default="production", show_default=True)
 @click.option("--version", "version", default=None, help="Model version (instead of the alias)")
-@click.option("--reasons", is_flag=True, help="Add the reason codes (JSON) per row")
+@click.option("--reasons", type=click.Choice(["declines", "all"]), is_flag=False, flag_value="declines", default=None,
+              help="Add reasons (JSON) per row: `--reasons` gives each decline its 1-4 principal reasons (approvals none); `--reasons all` also gives approvals their risk factors")
 @click.option("--chunk-rows", type=click.IntRange(1), default=100_000, show_default=True, help="Rows per chunk (pandas engine)")
 @click.option("--no-progress", is_flag=True, help="No progress bar")
 def score(data, out, engine, master, model_name, alias, version, reasons, chunk_rows, no_progress):
@@ -242,7 +243,7 @@ def score(data, out, engine, master, model_name, alias, version, reasons, chunk_
     from loan_default.scale import score_command
     s = _checked_settings(model_name=model_name)
     res = score_command(data, out, engine=engine, master=master, model=s.model_name, alias=alias,
-                        version=version, reasons=reasons, chunk_rows=chunk_rows, progress=False if no_progress else None)
+                        version=version, reasons=reasons or "none", chunk_rows=chunk_rows, progress=False if no_progress else None)
     click.echo(res.message)
 
 # %% ../nbs/90_cli.ipynb #c02d073c

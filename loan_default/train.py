@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['MIN_ROWS', 'MIN_PER_CLASS', 'SPLIT_SHARES', 'CANDIDATES', 'SHIPPED_CANDIDATE', 'MAX_TREES', 'EARLY_STOPPING_ROUNDS',
            'CV_FOLDS', 'SEARCH_SPACE', 'DEFAULT_PARAMS', 'CONSTRAINT_POLICIES', 'MONOTONE', 'UNUSED',
-           'ORDERED_CATEGORIES', 'N_JOBS', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES', 'training_frame', 'split_data',
-           'sample_params', 'policy_params', 'fit_params', 'make_classifier', 'cross_validate', 'search', 'best_config',
-           'fit_calibrator', 'apply_calibrator', 'choose_calibration', 'f1_threshold', 'profit', 'cost_threshold',
-           'choose_threshold', 'evaluate', 'CreditModel', 'UntrustedModelError', 'save_model', 'load_model',
-           'feature_importance', 'make_plots', 'TrainResult', 'constraint_record', 'train_model']
+           'ORDERED_CATEGORIES', 'N_JOBS', 'AS_GOOD', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES', 'training_frame',
+           'split_data', 'sample_params', 'policy_params', 'fit_params', 'make_classifier', 'cross_validate', 'search',
+           'best_config', 'fit_calibrator', 'apply_calibrator', 'choose_calibration', 'f1_threshold', 'profit',
+           'cost_threshold', 'choose_threshold', 'evaluate', 'CreditModel', 'UntrustedModelError', 'save_model',
+           'load_model', 'feature_importance', 'make_plots', 'TrainResult', 'constraint_record', 'train_model']
 
 # %% ../nbs/06_train.ipynb #96bee19f
 import json, time, warnings
@@ -178,11 +178,13 @@ def _leaves(params: dict) -> int:
     leaves, depth = params.get("num_leaves", params.get("max_leaf_nodes")) or 31, params.get("max_depth") or -1
     return min(leaves, 2 ** depth) if depth > 0 else leaves
 
+AS_GOOD = 0.5   # standard errors of the best CV ROC AUC that a cheaper configuration may give up
+
 def best_config(results: pd.DataFrame, candidate: str = SHIPPED_CANDIDATE) -> dict:
-    "Among `candidate`'s configurations within one standard error of the best CV ROC AUC, the one with the fewest trees x leaves."
+    "Among `candidate`'s configurations within `AS_GOOD` standard errors of the best CV ROC AUC, the one with the fewest trees x leaves."
     rows = results[results.candidate == candidate]
     top = rows.iloc[0]
-    near = rows[rows.cv_roc_auc >= top.cv_roc_auc - top.cv_roc_auc_std / np.sqrt(CV_FOLDS)]
+    near = rows[rows.cv_roc_auc >= top.cv_roc_auc - AS_GOOD * top.cv_roc_auc_std / np.sqrt(CV_FOLDS)]
     cost = near.n_estimators * near.params.map(_leaves)
     return near.loc[cost.idxmin()].to_dict()
 
