@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', 'log', 'METADATA', 'PREDICTIONS', 'OUTCOMES',
            'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS',
-           'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'PredictRequest', 'json_response', 'error_response',
-           'input_problems', 'problems_message', 'applicant_columns', 'ServedVersion', 'load_served',
-           'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file',
-           'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
-           'record_predictions', 'record_outcomes', 'ServiceMetrics', 'presented_key', 'Refusal', 'Gate',
-           'repeated_keys', 'parse_json', 'gunzip', 'read_json_body', 'JSONBodyRoute', 'repeated_ids',
-           'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader',
-           'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes', 'reason_codes_body',
-           'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config', 'HeadTimeoutProtocol',
-           'head_timeout_protocol', 'serve']
+           'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'LOG_LEVEL_ENV', 'WORKER_HEALTHCHECK_S', 'PredictRequest',
+           'json_response', 'error_response', 'input_problems', 'problems_message', 'applicant_columns',
+           'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager',
+           'migrate', 'sqlite_file', 'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable',
+           'Conflict', 'PredictionStore', 'record_predictions', 'record_outcomes', 'ServiceMetrics', 'new_id',
+           'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body',
+           'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason',
+           'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes',
+           'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
+           'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
 
 # %% ../nbs/09_serve.ipynb #f5384466
 import asyncio, contextlib, dataclasses, gc, glob, hmac, json, logging, os, queue, random, re, sqlite3, threading, time, traceback, uuid, zlib
@@ -606,6 +606,10 @@ class ServiceMetrics:
 OPEN_PATHS = frozenset({"/health", "/ready"})
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._\-]{1,64}$")
 
+def new_id() -> str:
+    "A fresh id (32 hex digits) for a request, or an application sent without one: 128 bits from Python's generator, which each process seeds from the OS (uuid4 costs a system call per id)."
+    return f"{random.getrandbits(128):032x}"
+
 def _any_match(given: bytes | None, keys: list[bytes]) -> bool:
     "True when `given` is one of `keys`, compared in constant time with every key."
     ok = False
@@ -660,7 +664,7 @@ class Gate:
         if scope["type"] != "http": return await self.app(scope, receive, send)
         t0, path, headers = time.perf_counter(), scope["path"], scope["headers"]
         rid = next((v for k, v in headers if k == b"x-request-id"), b"")
-        rid = rid.decode() if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        rid = rid.decode() if _REQUEST_ID.match(rid) else new_id()
         state = scope.setdefault("state", {}); state["request_id"] = rid
         sent = {"status": 500, "started": False, "refused": None, "bytes": 0, "body_done": False}
         deadline = t0 + self.body_timeout
@@ -805,9 +809,9 @@ def repeated_ids(rows) -> list[dict]:
 
 # %% ../nbs/09_serve.ipynb #b7bc3e6e
 def prediction_rows(m: ModelVersion, req: PredictRequest, scored: Scored, request_id: str) -> list[dict]:
-    "The prediction-log rows of a scored request (`application_id` echoed, or a new uuid)."
+    "The prediction-log rows of a scored request (`application_id` echoed, or a new id)."
     now, said = datetime.now(timezone.utc), decision_text(scored.predicted)
-    return [{ID: r.application_id or uuid.uuid4().hex, "request_id": request_id, "scored_at": now, "model_name": m.name, "model_version": m.version,
+    return [{ID: r.application_id or new_id(), "request_id": request_id, "scored_at": now, "model_name": m.name, "model_version": m.version,
              SCORE: float(scored.probability[i]), DECISION: int(scored.predicted[i]), DECISION_TEXT: str(said[i]),
              "inputs": r.model_dump(exclude={ID}), REASONS: None if scored.reasons is None else scored.reasons[i]} for i, r in enumerate(req.data)]
 
@@ -1132,14 +1136,51 @@ def head_timeout_protocol(seconds: float) -> type:
     return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"head_timeout_s": seconds})
 
 # %% ../nbs/09_serve.ipynb #9933d191
-def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None, log_level: str = "info", **overrides) -> None:
-    "Run the service under uvicorn (one worker) until stopped; `overrides` are `config.Settings` fields."
-    import logging.config, uvicorn
+def _mlflow_env() -> None:
+    "MLflow's client: fail fast when the registry is down, no progress bars (the manager retries on its own schedule)."
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+def _uvicorn_options(settings: Settings) -> dict:
+    return dict(access_log=False, server_header=False, timeout_graceful_shutdown=10, limit_concurrency=settings.serve_max_connections)
+
+def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None, log_level: str = "info", workers: int = 1, **overrides) -> None:
+    "Run the service under uvicorn until stopped, in `workers` processes (see above); `overrides` are `config.Settings` fields."
+    import logging.config, uvicorn
+    if workers > 1: return _serve_workers(host, port, settings, log_level, workers, overrides)
+    _mlflow_env()
     settings = settings or get_settings(**overrides)
     import mlflow                                    # it sets up its own logger on import: configure ours after
     logging.config.dictConfig(log_config(log_level)); logging.captureWarnings(True)
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, access_log=False, server_header=False,
-                timeout_graceful_shutdown=10, http=head_timeout_protocol(settings.serve_header_timeout_s), limit_concurrency=settings.serve_max_connections)
+    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, http=head_timeout_protocol(settings.serve_header_timeout_s),
+                **_uvicorn_options(settings))
+
+# %% ../nbs/09_serve.ipynb #d1e2f3a5
+LOG_LEVEL_ENV = "LD_SERVE_LOG_LEVEL"
+WORKER_HEALTHCHECK_S = 60    # uvicorn's 5 s kills a worker still importing MLflow or loading the model, again and again
+
+def override_env(overrides: dict) -> dict:
+    "`Settings` overrides as the `LD_` variables a worker reads (secrets as their values, None left out)."
+    value = lambda v: v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
+    return {f"LD_{k.upper()}": value(v) for k, v in overrides.items() if v is not None}
+
+class WorkerProtocol(HeadTimeoutProtocol):
+    "The connection protocol of `serve(workers=N)`'s workers; `worker_app` sets its deadline."
+
+def worker_app() -> FastAPI:
+    "The app of one worker of `serve(workers=N)`: settings and log level from the environment."
+    import logging.config
+    settings = get_settings()
+    logging.config.dictConfig(log_config(os.environ.get(LOG_LEVEL_ENV, "info"))); logging.captureWarnings(True)
+    WorkerProtocol.head_timeout_s = settings.serve_header_timeout_s
+    return create_app(settings)
+
+def _serve_workers(host: str, port: int, settings: Settings | None, log_level: str, workers: int, overrides: dict) -> None:
+    import uvicorn
+    if settings is not None: raise ValueError("workers read their settings from the environment: pass overrides, not a Settings object")
+    settings = get_settings(**overrides)                      # a bad setting fails here, once, before any worker starts
+    _mlflow_env()
+    os.environ.update(override_env(overrides) | {LOG_LEVEL_ENV: log_level})
+    uvicorn.run("loan_default.serve:worker_app", factory=True, host=host, port=port, workers=workers, log_config=log_config(log_level),
+                http="loan_default.serve:WorkerProtocol", timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **_uvicorn_options(settings))
