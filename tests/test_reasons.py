@@ -3,11 +3,11 @@
 Every decline gets 1-4 reasons with codes from the catalogue, no approval gets any, each text names the row's own
 situation and figures (its housing, its share of income, its rate, its grade...), a missing rate and "no default on
 file" are never cited, and age never is. Risk factors on every row (mode "all") are labelled as such."""
-import json, os, subprocess, sys
+import json, os
 import numpy as np, pandas as pd
 import pytest
 import mlflow
-from conftest import run_cli, CLI
+from conftest import run_cli
 from loan_default.reasons import CATALOGUE, BY_CODE, PURPOSES
 from loan_default.synth import synthesize
 
@@ -131,10 +131,10 @@ def test_risk_factors_on_every_row_are_labelled(store, rows, tmp_path):
     assert all(x["kind"] == "risk_factor" and x["code"] in CITABLE for r in approved for x in r)
     assert all(x["kind"] == "adverse_action" for r in a.reasons[dec].map(json.loads) for x in r)
 
-def test_risk_factors_flag(store, rows, tmp_path):
-    "The CLI's flag for risk factors on every row (proposed: --risk-factors), once the CLI has it."
-    help_text = subprocess.run([str(CLI), "score", "--help"], capture_output=True, text=True).stdout
-    if "--risk-factors" not in help_text: pytest.skip("loan-default score has no --risk-factors flag yet")
-    got = _scored(store, rows, tmp_path, "--risk-factors")
-    approvals = got[got.decision == "approve"]
-    assert approvals.reasons.map(len).gt(0).any() and all(x["kind"] == "risk_factor" for r in approvals.reasons for x in r)
+def test_reasons_all_flag(store, rows, tmp_path):
+    "`score --reasons all` through the CLI: approvals get their risk factors, labelled risk_factor; declines their adverse-action reasons."
+    got = _scored(store, rows, tmp_path, "--reasons", "all")
+    approvals, declines = got[got.decision == "approve"], got[got.decision == "decline"]
+    assert approvals.reasons.map(len).gt(0).mean() > 0.5
+    assert all(x["kind"] == "risk_factor" and x["code"] in CITABLE for r in approvals.reasons for x in r)
+    assert all(1 <= len(r) <= 4 and all(x["kind"] == "adverse_action" for x in r) for r in declines.reasons)
