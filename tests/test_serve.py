@@ -141,7 +141,8 @@ def test_response(service, bodies):
         assert p["application_id"] == f"resp-{i}" and 0 <= p["probability_of_default"] <= 1
         assert p["decision"] == ("decline" if p["probability_of_default"] >= body["model"]["threshold"] else "approve")
         assert p["predicted_default"] == int(p["decision"] == "decline")
-        assert all(set(x) == {"feature", "contribution", "text"} and x["contribution"] > 0 for x in p["reasons"])
+        assert all(set(x) == {"code", "feature", "text", "points", "kind"} and x["points"] >= 0 for x in p["reasons"])
+        assert p["reasons"] == [] if p["decision"] == "approve" else 1 <= len(p["reasons"]) <= 4
     assert {f"resp-{i}" for i in range(3)} <= service.logged_ids()
     fast = requests.post(f"{service.url}/predict", headers=H, json={"data": [r | {"application_id": f"fast-{i}"} for i, r in enumerate(rows)], "reasons": False}).json()
     assert all(p["reasons"] is None and not p["replayed"] for p in fast["predictions"])
@@ -155,6 +156,76 @@ def test_response(service, bodies):
     metrics = requests.get(f"{service.url}/metrics", headers=H).text
     assert 'loan_default_model_version 1.0' in metrics and "loan_default_http_request_duration_seconds_bucket" in metrics
     assert requests.get(f"{service.url}/docs", headers=H).status_code == 200
+
+# ---------------------------------------------------------------- reasons: what a declined applicant is told
+HOUSING = {"RENT": "renting", "MORTGAGE": "mortgage", "OWN": "owner", "OTHER": "other"}
+
+def _predict(service, rows, **kw) -> list:
+    r = requests.post(f"{service.url}/predict", headers=H, json={"data": rows, **kw}, timeout=60)
+    assert r.status_code == 200, r.text[:300]
+    return r.json()["predictions"]
+
+def _stored_reasons(service, ids) -> dict:
+    with sqlite3.connect(service.store) as c:
+        return {a: None if r is None else json.loads(r) for a, r in c.execute(
+            f"select application_id, reasons from predictions where application_id in ({','.join('?' * len(ids))})", ids)}
+
+def test_reasons_by_mode(service, bodies):
+    "Default: declines get 1-4 catalogue codes, approvals none; 'all' labels risk factors; 'none' gives none; stored as given; replays keep them."
+    catalogue = requests.get(f"{service.url}/reason-codes", headers=H).json()
+    assert requests.get(f"{service.url}/reason-codes").status_code == 401
+    citable = {r["code"]: r for r in catalogue["reasons"] if r["citable"]}
+    age_codes = {r["code"] for r in catalogue["reasons"] if r["feature"] == "person_age"}
+    assert age_codes and not age_codes & set(citable) and catalogue["points_per_doubling"] == 20
+    rows = [_row(bodies, i) | {"application_id": f"why-{i}"} for i in range(400)]
+    default = _predict(service, rows)
+    declines = [p for p in default if p["decision"] == "decline"]
+    assert len(declines) >= 10 and len(declines) < len(default), len(declines)
+    assert all(p["reasons"] == [] for p in default if p["decision"] == "approve")
+    for p in declines:
+        codes = [x["code"] for x in p["reasons"]]
+        assert 1 <= len(codes) <= 4 and len(set(codes)) == len(codes) and set(codes) <= set(citable), p
+        assert all(x["kind"] == "adverse_action" and x["feature"] == citable[x["code"]]["feature"] for x in p["reasons"])
+        assert [x["points"] for x in p["reasons"]] == sorted((x["points"] for x in p["reasons"]), reverse=True) and p["reasons"][0]["points"] > 0
+    assert _stored_reasons(service, [p["application_id"] for p in default]) == {p["application_id"]: p["reasons"] for p in default}
+
+    every = _predict(service, [r | {"application_id": f"all-{r['application_id']}"} for r in rows], reasons="all")
+    assert [p["probability_of_default"] for p in every] == [p["probability_of_default"] for p in default]
+    assert all(x["kind"] == ("adverse_action" if p["decision"] == "decline" else "risk_factor") for p in every for x in p["reasons"])
+    assert sum(bool(p["reasons"]) for p in every if p["decision"] == "approve") > len(every) // 2     # approvals: their risk factors
+    assert [p["reasons"] for p in every if p["decision"] == "decline"] == [p["reasons"] for p in declines]
+
+    for flag in ("none", False):
+        none = _predict(service, [r | {"application_id": f"none-{flag}-{r['application_id']}"} for r in rows[:20]], reasons=flag)
+        assert all(p["reasons"] is None for p in none)
+        assert set(_stored_reasons(service, [p["application_id"] for p in none]).values()) == {None}
+    assert [p["reasons"] for p in _predict(service, rows[:50], reasons=True)] == [p["reasons"] for p in default[:50]]
+    replay = _predict(service, rows[:50], reasons="none")                          # a retry: the reasons first given
+    assert all(p["replayed"] for p in replay) and [p["reasons"] for p in replay] == [p["reasons"] for p in default[:50]]
+
+def test_reasons_name_the_applicants_own_values(service, bodies):
+    "Age is never cited; each text names this applicant's situation (housing, default on file) and figures."
+    rows = [_row(bodies, i) | {"application_id": f"own-{i}"} for i in range(1000, 1600)]
+    rows[:40] = [r | {"person_age": 70 + i % 25, "person_emp_length": 3} for i, r in enumerate(rows[:40])]    # 62+ applicants too
+    catalogue = {r["code"]: r for r in requests.get(f"{service.url}/reason-codes", headers=H).json()["reasons"]}
+    housing = next(r for r in catalogue.values() if r["feature"] == "person_home_ownership")
+    text_of = {s["situation"]: s["text"] for s in housing["situations"]}
+    seen = {"housing": 0, "amount": 0}
+    for row, p in zip(rows, _predict(service, rows, reasons="all")):
+        for x in p["reasons"]:
+            assert x["feature"] != "person_age" and catalogue[x["code"]]["feature"] != "person_age" and "age" not in x["text"].lower().split()
+            if x["feature"] == "person_home_ownership":
+                assert x["text"] == text_of[HOUSING[row["person_home_ownership"]]], (row["person_home_ownership"], x["text"]); seen["housing"] += 1
+            if x["feature"] == "cb_person_default_on_file": assert row["cb_person_default_on_file"] == "Y", x
+            if x["feature"] == "loan_percent_income":
+                assert f"{row['loan_amnt']:,.0f}" in x["text"] and f"{row['person_income']:,.0f}" in x["text"], (row, x["text"]); seen["amount"] += 1
+    assert seen["housing"] >= 20 and seen["amount"] >= 20, seen
+
+def test_bad_reasons_value_is_named(service, bodies):
+    for bad in ("false", "yes", "ALL", 0, 1, None, [], {"mode": "all"}):
+        r = requests.post(f"{service.url}/predict", headers=H, json={"data": [_row(bodies)], "reasons": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["errors"][0]["field"] == "reasons" and r.json()["message"].startswith("reasons must be"), (bad, r.text)
 
 # ---------------------------------------------------------------- fuzzing
 def test_fuzzing(service, tmp_path):

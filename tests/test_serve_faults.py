@@ -348,8 +348,9 @@ def test_unreadable_bodies_are_named(service, row):
         "utf-16": (J, body.encode("utf-16"), 400, "not UTF-8 (byte 0xff at offset 0)"),
         "charset": (H | {"content-type": "application/json; charset=latin-1"}, body, 415, "utf-8"),
         "long int": (J, body.replace(f'"person_age": {json.dumps(row["person_age"])}', '"person_age": ' + "9" * 5000), 422, "number in the body is too long"),
-        "reasons string": (J, body[:-1] + ', "reasons": "false"}', 422, "reasons must be true or false"),
-        "reasons 0": (J, body[:-1] + ', "reasons": 0}', 422, "reasons must be true or false"),
+        "reasons string": (J, body[:-1] + ', "reasons": "false"}', 422, 'reasons must be "declines", "all" or "none" (or true'),
+        "reasons 0": (J, body[:-1] + ', "reasons": 0}', 422, 'reasons must be "declines", "all" or "none" (or true'),
+        "reasons unknown mode": (J, body[:-1] + ', "reasons": "approvals"}', 422, 'reasons must be "declines", "all" or "none" (or true'),
     }
     for name, (headers, data, status, words) in cases.items():
         r = requests.post(url, headers=headers, data=data if isinstance(data, bytes) else data.encode())
