@@ -103,20 +103,9 @@ def contributions(pipeline: Pipeline, X) -> pd.DataFrame:
     contrib = pipeline[-1].booster_.predict(features, pred_contrib=True)
     return pd.DataFrame(contrib[:, :-1], columns=list(features.columns), index=features.index)
 
-def explain(pipeline: Pipeline, X, top_k: int = 4, citable=None, kind: str = "adverse_action") -> list[list[dict]]:
-    "Principal reasons (`reasons.principal_reasons`) of each row of `X` from a fitted LightGBM pipeline; the catalogue decides what is citable (`citable` is ignored)."
+def explain(pipeline: Pipeline, X, top_k: int = 4, kind: str = "adverse_action") -> list[list[dict]]:
+    "Principal reasons (`reasons.principal_reasons`) of each row of `X` from a fitted LightGBM pipeline; the catalogue decides what is cited."
     from loan_default.reasons import principal_reasons
     c, raw = contributions(pipeline, X), raw_features(X)
     columns = {k: raw[k].to_numpy(object) if k in CATEGORICAL_FEATURES else raw[k].to_numpy("float64") for k in FEATURES}
     return principal_reasons(c.to_numpy(), list(c.columns), columns, max_reasons=top_k, kind=kind)
-
-# %% ../nbs/05_features.ipynb #6b32329f
-_MOVED = ("FACTORS", "REASON_TEXT", "NOT_CITABLE", "CITABLE_FEATURES")
-
-def __getattr__(name: str):
-    "The names that moved to `loan_default.reasons`, read from its catalogue, for callers not yet moved."
-    if name not in _MOVED: raise AttributeError(f"module 'loan_default.features' has no attribute {name!r}")
-    from loan_default.reasons import CATALOGUE
-    return dict(FACTORS=[r.name for r in CATALOGUE], REASON_TEXT={r.name: r.title for r in CATALOGUE},
-                NOT_CITABLE=tuple(r.name for r in CATALOGUE if not r.citable),
-                CITABLE_FEATURES=tuple(r.name for r in CATALOGUE if r.citable))[name]

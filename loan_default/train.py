@@ -26,7 +26,7 @@ from sklearn import metrics as skm
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 from .schema import FEATURES, TARGET, CATEGORICAL_FEATURES, DataError
-from .features import ApplicantFeatures, credit_pipeline, explain, CITABLE_FEATURES, MODEL_FEATURES
+from .features import ApplicantFeatures, credit_pipeline, explain, MODEL_FEATURES
 
 # %% ../nbs/06_train.ipynb #8adde25f
 MIN_ROWS, MIN_PER_CLASS = 100, 20
@@ -276,10 +276,9 @@ def evaluate(y, p, threshold: float) -> dict:
 # %% ../nbs/06_train.ipynb #6c05010e
 class CreditModel:
     "A trained credit model: raw applicant columns in; calibrated probability of default, decision and reasons out."
-    def __init__(self, pipeline, calibrator=None, threshold: float = 0.5, candidate: str = SHIPPED_CANDIDATE,
-                 citable: tuple = CITABLE_FEATURES):
+    def __init__(self, pipeline, calibrator=None, threshold: float = 0.5, candidate: str = SHIPPED_CANDIDATE):
         self.pipeline, self.calibrator, self.threshold, self.candidate = pipeline, calibrator, float(threshold), candidate
-        self.citable, self.feature_names_in = tuple(citable), list(FEATURES)
+        self.feature_names_in = list(FEATURES)
 
     def predict_proba(self, X) -> np.ndarray:
         "Calibrated probability of default, one per row."
@@ -291,9 +290,9 @@ class CreditModel:
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(dict(probability_of_default=p, predicted_default=(p >= self.threshold).astype("int64")), index=index)
 
-    def explain(self, X, top_k: int = 3, citable=None) -> list[list[dict]]:
-        "Per row, up to `top_k` reasons that pushed its risk up: dicts of feature, contribution (log-odds), text."
-        return explain(self.pipeline, X, top_k=top_k, citable=self.citable if citable is None else citable)
+    def explain(self, X, top_k: int = 4, kind: str = "adverse_action") -> list[list[dict]]:
+        "Per row, up to `top_k` principal reasons from the catalogue (`loan_default.reasons`): code, feature, text, points, kind."
+        return explain(self.pipeline, X, top_k=top_k, kind=kind)
 
     def __repr__(self): return f"CreditModel({self.candidate}, calibration={type(self.calibrator).__name__ if self.calibrator is not None else None}, threshold={self.threshold:.3f})"
 
