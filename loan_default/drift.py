@@ -11,12 +11,12 @@ __all__ = ['PSI_FLOOR', 'STATUSES', 'INSUFFICIENT', 'SEVERITY', 'RAGGED', 'LINE_
            'control_limits', 'western_electric', 'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section',
            'weighted_auc', 'bootstrap_scores', 'expected_from_sums', 'expected_performance', 'realised_performance',
            'judge_expected', 'enough_outcomes', 'performance_section', 'check_columns', 'checked_scores',
-           'checked_labels', 'parse_times', 'Checked', 'check_current', 'DriftCounts', 'pandas_counts', 'counts_report',
-           'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions', 'report_html', 'write_report',
-           'read_current', 'check_window', 'check_window_column', 'empty_window', 'in_window', 'shown_url',
-           'store_engine', 'read_store', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
-           'version_scorer', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line', 'PandasEngine',
-           'drift_command']
+           'checked_labels', 'parse_times', 'Checked', 'check_current', 'fair_lending_counts', 'fair_lending_section',
+           'DriftCounts', 'pandas_counts', 'counts_report', 'drift_report', 'plot_psi', 'plot_p_chart',
+           'plot_distributions', 'report_html', 'write_report', 'read_current', 'check_window', 'check_window_column',
+           'empty_window', 'in_window', 'shown_url', 'store_engine', 'read_store', 'store_rows', 'Reference',
+           'checked_profile', 'profile_reference', 'reference', 'version_scorer', 'log_drift_run', 'exit_status',
+           'DriftResult', 'summary_line', 'PandasEngine', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
 import base64, io, json, math, re, sqlite3, time, warnings
@@ -528,6 +528,21 @@ def check_current(df: pd.DataFrame, time_col: str | None = "scored_at", th: Thre
     if time_col and time_col in out: out = out.sort_values(time_col, kind="stable", ignore_index=True)
     return Checked(out, contract, len(df))
 
+# %% ../nbs/10_drift.ipynb #979c763c
+def fair_lending_counts(cur: pd.DataFrame, p, threshold: float) -> list[dict] | None:
+    "`fairness.fair_lending_table` of the scored rows `cur` (decisions `p >= threshold`, outcomes where known) as records; None without scores."
+    from loan_default.fairness import fair_lending_table
+    if p is None or not len(p): return None
+    t = fair_lending_table(cur, (np.asarray(p) >= threshold).astype("int64"), cur[TARGET] if TARGET in cur else None)
+    return json.loads(t.to_json(orient="records"))   # NaN as null: strict JSON
+
+def fair_lending_section(records: list[dict] | None) -> dict | None:
+    "The report's `fair_lending`: the groups, the lowest adverse impact ratio and its group, the groups too few to judge."
+    from loan_default.fairness import MIN_GROUP, lowest_air
+    if records is None: return None
+    low = lowest_air(pd.DataFrame(records).astype({"air": "float64"}))
+    return dict(groups=records, lowest_air=low.air, lowest_air_group=low.group, too_few=list(low.excluded), min_group=MIN_GROUP)
+
 # %% ../nbs/10_drift.ipynb #a3a99f79
 @dataclass
 class DriftCounts:
@@ -544,6 +559,7 @@ class DriftCounts:
     window: dict | None = None                  # the first and last scored_at
     engine: str = "pandas"
     seconds: float = 0.0                        # time spent counting
+    fair_lending: list | None = None            # `fair_lending_counts`: per age band and housing group; None without scores
 
 # %% ../nbs/10_drift.ipynb #920068ad
 NO_TIME_ORDER = "no scored_at column: the rows of a file have no time order of their own, so they are compared as one sample"
@@ -585,7 +601,8 @@ def pandas_counts(current: pd.DataFrame, profile: dict, threshold: float = 0.5, 
     sums, labelled = _chart_counts(cur, p, codes, labels, time_col, threshold) if p is not None and len(p) else (None, None)
     window = {k: str(cur[time_col].iloc[i]) for k, i in (("start", 0), ("end", -1))} if time_col and len(cur) else None
     return DriftCounts(checked.rows, len(cur), checked.contract, feature_counts(profile, cur, p), *value_facts(profile, cur), chunking,
-                       sums, labelled, window, "pandas", time.perf_counter() - started)
+                       sums, labelled, window, "pandas", time.perf_counter() - started,
+                       fair_lending_counts(cur, p, threshold))
 
 # %% ../nbs/10_drift.ipynb #59ff62c2
 def _reasons(psi_t: pd.DataFrame, dq: pd.DataFrame, contract: dict) -> list[str]:
@@ -625,7 +642,7 @@ def counts_report(c: DriftCounts, profile: dict, threshold: float = 0.5, test: d
                 thresholds=asdict(th), psi={k: float(v) for k, v in psi_t.psi.items()}, psi_table=json.loads(psi_t.to_json(orient="index")),
                 distributions=_distributions(profile, c.counts), data_quality=dict(status=worst(list(dq.verdict) + [c.contract["status"]]),
                 features=json.loads(dq.to_json(orient="index")), contract=c.contract), control_chart=chart, performance=perf,
-                engine=c.engine, seconds=round(c.seconds + time.perf_counter() - started, 3))
+                fair_lending=fair_lending_section(c.fair_lending), engine=c.engine, seconds=round(c.seconds + time.perf_counter() - started, 3))
 
 # %% ../nbs/10_drift.ipynb #e81bd43a
 def drift_report(current: pd.DataFrame, profile: dict, threshold: float = 0.5, test: dict | None = None, model: dict | None = None,
