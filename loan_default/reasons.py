@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FIELDS', 'KINDS', 'AFFORDABILITY', 'STABILITY', 'LIMITED_HISTORY_YEARS', 'CREDIT_RECORD', 'PURPOSES', 'PURPOSE',
-           'LENDER_ASSIGNED', 'NEVER_CITED', 'CATALOGUE', 'REASON_OF', 'BY_CODE', 'POINTS_PER_DOUBLING', 'render',
-           'Reason', 'catalogue_records', 'catalogue_frame', 'points', 'membership', 'reason_weights',
+           'LENDER_ASSIGNED', 'NEVER_CITED', 'CATALOGUE', 'REASON_OF', 'BY_CODE', 'POINTS_PER_DOUBLING', 'MIN_POINTS',
+           'render', 'Reason', 'catalogue_records', 'catalogue_frame', 'points', 'membership', 'reason_weights',
            'principal_reasons']
 
 # %% ../nbs/05b_reasons.ipynb #0b6cd428
@@ -229,8 +229,11 @@ def _texts(picked: np.ndarray, rows: np.ndarray, situations: list, columns: dict
     return out
 
 # %% ../nbs/05b_reasons.ipynb #7a84ef17
-def principal_reasons(contributions, feature_names, columns: dict, max_reasons: int = 4, kind: str = "adverse_action") -> list[list[dict]]:
-    "Per row, its citable reasons with a positive weight, largest first, at most `max_reasons`: dicts of code, feature, text, points, kind."
+MIN_POINTS = 5   # a reason after the first must carry at least this much (about a fifth more odds of default)
+
+def principal_reasons(contributions, feature_names, columns: dict, max_reasons: int = 4, kind: str = "adverse_action",
+                      min_points: int = MIN_POINTS) -> list[list[dict]]:
+    "Per row, its citable reasons with a positive weight, largest first, at most `max_reasons`, after the first only those of `min_points` or more."
     if kind not in KINDS: raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
     W = reason_weights(contributions, feature_names)
     situations = _situations(columns, len(W))
@@ -238,7 +241,8 @@ def principal_reasons(contributions, feature_names, columns: dict, max_reasons: 
     W = np.where(citable & (W > 0), W, 0.0)
     order = np.argsort(-W, axis=1, kind="stable")[:, :max(0, min(max_reasons, len(CATALOGUE)))]
     w = np.take_along_axis(W, order, axis=1)
-    rows, slots = np.nonzero(w > 0)                  # row-major: each row's reasons in order
+    principal = (w > 0) & ((np.arange(w.shape[1]) == 0) | (points(w) >= min_points))
+    rows, slots = np.nonzero(principal)              # row-major: each row's reasons in order
     picked = order[rows, slots]
     texts, pts = _texts(picked, rows, situations, columns), points(w[rows, slots])
     out = [[] for _ in range(len(W))]
