@@ -223,7 +223,7 @@ def fair_lending_section(fair, threshold: float) -> Section:
     if low.air is not None: body.append(f"Lowest AIR: **{low.air:.3f}** ({text(low.group)}).")
     rows = [[text(r.group), text(r.value), f"{r.applicants:,}", _pct(r.approval_rate), _pct(r.default_rate),
              "–" if r.air != r.air else f"{r.air:.3f}", text(r.note)] for r in t.itertuples()]
-    return Section(title, body, ["grouping", "group", "applicants", "approved", "realised default rate", "AIR", ""], rows)
+    return Section(title, body, ["grouping", "group", "applicants", "approval rate", "realised default rate", "AIR", ""], rows)
 
 # %% ../nbs/11_model_card.ipynb #ee9fb96d
 def reasons_section(catalogue: pd.DataFrame | None = None) -> Section:
