@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['MIN_ROWS', 'MIN_PER_CLASS', 'SPLIT_SHARES', 'CANDIDATES', 'SHIPPED_CANDIDATE', 'MAX_TREES', 'EARLY_STOPPING_ROUNDS',
            'CV_FOLDS', 'SEARCH_SPACE', 'DEFAULT_PARAMS', 'CONSTRAINT_POLICIES', 'MONOTONE', 'UNUSED',
-           'ORDERED_CATEGORIES', 'N_JOBS', 'AS_GOOD', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES', 'training_frame',
-           'split_data', 'sample_params', 'policy_params', 'fit_params', 'make_classifier', 'cross_validate', 'search',
-           'best_config', 'fit_calibrator', 'apply_calibrator', 'choose_calibration', 'f1_threshold', 'profit',
-           'cost_threshold', 'choose_threshold', 'evaluate', 'CreditModel', 'UntrustedModelError', 'save_model',
-           'load_model', 'feature_importance', 'make_plots', 'TrainResult', 'constraint_record', 'train_model']
+           'ORDERED_CATEGORIES', 'POLICY_TEXT', 'N_JOBS', 'AS_GOOD', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES',
+           'training_frame', 'split_data', 'sample_params', 'policy_params', 'fit_params', 'make_classifier',
+           'cross_validate', 'search', 'best_config', 'fit_calibrator', 'apply_calibrator', 'choose_calibration',
+           'f1_threshold', 'profit', 'cost_threshold', 'choose_threshold', 'evaluate', 'CreditModel',
+           'UntrustedModelError', 'save_model', 'load_model', 'feature_importance', 'make_plots', 'TrainResult',
+           'constraint_record', 'train_model']
 
 # %% ../nbs/06_train.ipynb #96bee19f
 import json, time, warnings
@@ -99,6 +100,15 @@ MONOTONE = {   # +1: a higher value never lowers the risk; -1: it never raises i
     "grade_rank": 1, "cb_person_default_on_file": -1, "cb_person_cred_hist_length": -1, "person_emp_length": -1}
 UNUSED = ("credit_history_to_age", "employment_to_age")          # age enters through them: no split may use them
 ORDERED_CATEGORIES = ("loan_grade", "cb_person_default_on_file")  # split as ordered codes so they can be constrained
+POLICY_TEXT = {   # each constraint in the words of the credit policy, for the model card and the run's report
+    "person_age": "an older applicant is never scored riskier (Regulation B: 62 or older)",
+    "loan_amnt": "a larger loan never lowers the risk", "loan_percent_income": "a larger stated share of income never lowers the risk",
+    "loan_to_income": "a larger loan for the income never lowers the risk", "loan_int_rate": "a higher interest rate never lowers the risk",
+    "loan_grade": "a worse grade (A best, G worst) never lowers the risk", "grade_rank": "a worse grade never lowers the risk",
+    "cb_person_default_on_file": "a previous default on file never lowers the risk",
+    "cb_person_cred_hist_length": "a longer credit history never raises the risk",
+    "person_emp_length": "a longer employment never raises the risk",
+    "credit_history_to_age": "not used: age enters through it", "employment_to_age": "not used: age enters through it"}
 
 def _check_policy(constraints: str) -> str:
     if constraints not in CONSTRAINT_POLICIES:
@@ -396,8 +406,9 @@ def _auc(pipeline, frame) -> float: return float(skm.roc_auc_score(frame[TARGET]
 
 def constraint_record(constraints: str, fitted, unconstrained, val, test) -> dict:
     "What the run's policy was, and the ROC AUC of the model fitted on train beside the same fit without the constraints."
-    record = dict(policy=constraints, monotone=MONOTONE if constraints == "policy" else {},
-                  unused=list(UNUSED) if constraints == "policy" else [])
+    on = constraints == "policy"
+    record = dict(policy=constraints, monotone=MONOTONE if on else {}, unused=list(UNUSED) if on else [],
+                  explained=POLICY_TEXT if on else {})
     if unconstrained is None: return record
     return record | dict(comparison={name: dict(validation_roc_auc=_auc(m, val), test_roc_auc=_auc(m, test))
                                      for name, m in (("with", fitted), ("without", unconstrained))})
