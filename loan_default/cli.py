@@ -180,10 +180,12 @@ def pipeline(data, out, time_budget_s, seed):
 @click.option("--alias", "serve_alias", default=None, help="Alias to follow [default: LD_SERVE_ALIAS, production]")
 @click.option("--version", "serve_version", default=None, help="Serve this version and ignore the alias")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def serve(host, port, model_name, serve_alias, serve_version, log_level):
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="uvicorn worker processes: each loads the model and follows the alias; they share the SQLite prediction log; /metrics is per worker")
+def serve(host, port, model_name, serve_alias, serve_version, log_level, workers):
     "Serve POST /predict over HTTP from the registered model (hot-swapped when its alias moves)."
     from loan_default.serve import serve as run_service
-    run_service(host, port, log_level=log_level, **given(model_name=model_name, serve_alias=serve_alias, serve_version=serve_version))
+    run_service(host, port, log_level=log_level, workers=workers, **given(model_name=model_name, serve_alias=serve_alias, serve_version=serve_version))
 
 # %% ../nbs/90_cli.ipynb #6d4b734a
 @cli.command()
