@@ -174,7 +174,7 @@ def calibration_section(facts: dict) -> Section:
 _DIRECTION = {1: "a higher value never lowers the risk", -1: "a higher value never raises the risk"}
 
 def constraints_section(facts: dict) -> Section:
-    "The monotone constraints and unused features of the run (`constraints.json`), and ROC AUC with and without them."
+    "The monotone constraints (in the policy's words when recorded) and unused features of the run (`constraints.json`), and ROC AUC with and without them."
     c = facts.get("constraints")
     if not c: return Section("Credit-policy constraints", ["**Not recorded**: this run logged no `constraints.json`; the age rule below is checked on the model itself."])
     body = ["Trained under the credit policy's monotone constraints." if c.get("policy") == "policy" else
@@ -182,8 +182,9 @@ def constraints_section(facts: dict) -> Section:
     cmp_ = c.get("comparison") or {}
     if cmp_: body.append("ROC AUC, the same configuration fitted on the training split: " + "; ".join(
         f"{text(k)} the constraints {text(v.get('validation_roc_auc'))} on validation, {text(v.get('test_roc_auc'))} on test" for k, v in cmp_.items()) + ".")
-    rows = [[code(f), _DIRECTION.get(d, text(d))] for f, d in (c.get("monotone") or {}).items()]
-    rows += [[code(f), "not used (age enters through it)"] for f in c.get("unused") or []]
+    said = c.get("explained") or {}                # the policy's own words, when the run recorded them
+    rows = [[code(f), text(said.get(f, _DIRECTION.get(d, d)))] for f, d in (c.get("monotone") or {}).items()]
+    rows += [[code(f), text(said.get(f, "not used (age enters through it)"))] for f in c.get("unused") or []]
     return Section("Credit-policy constraints", body, ["model feature", "constraint"], rows)
 
 # %% ../nbs/11_model_card.ipynb #3dc14b23
