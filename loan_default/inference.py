@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['ID', 'SCORE', 'DECISION', 'DECISION_TEXT', 'REASONS', 'OUTPUT_COLUMNS', 'BATCH_COLUMNS', 'REJECT_RULES',
-           'REASON_MODES', 'SMALL_BATCH', 'CHECK_ROWS', 'log', 'decision_text', 'ModelInputError', 'model_input_frame',
-           'model_columns', 'columns_frame', 'contract_problems', 'FastPathUnavailable', 'booster_of', 'Scored',
-           'reason_mode', 'Scorer', 'check_rows', 'ModelSelfCheckFailed', 'self_check', 'carried_rows',
-           'LoanDefaultModel', 'ModelLoadError', 'load_scorer', 'run_profile', 'ModelVersion', 'model_version']
+           'REASON_MODES', 'PREDICT_NORMAL', 'PREDICT_CONTRIB', 'SMALL_BATCH', 'CHECK_ROWS', 'log', 'decision_text',
+           'ModelInputError', 'model_input_frame', 'model_columns', 'columns_frame', 'contract_problems',
+           'FastPathUnavailable', 'booster_of', 'Scored', 'reason_mode', 'predict_small', 'Scorer', 'check_rows',
+           'ModelSelfCheckFailed', 'self_check', 'carried_rows', 'LoanDefaultModel', 'ModelLoadError', 'load_scorer',
+           'run_profile', 'ModelVersion', 'model_version']
 
 # %% ../nbs/07b_inference.ipynb #3284b129
 import json, logging
@@ -120,10 +121,29 @@ def reason_mode(reasons) -> str:
     if isinstance(reasons, str) and reasons in REASON_MODES: return reasons
     raise DataError(f"reasons must be one of {', '.join(REASON_MODES)} (got {reasons!r})")
 
-# %% ../nbs/07b_inference.ipynb #96d92594
-SMALL_BATCH = 64     # at most this many rows: one thread (OpenMP start-up costs more than it saves)
+# %% ../nbs/07b_inference.ipynb #a12c0302
+import ctypes, functools
+from lightgbm import basic as _lgb
 
-def _threads(n: int) -> int: return 1 if n <= SMALL_BATCH else 0
+@functools.cache
+def _lib_holding_gil() -> ctypes.PyDLL: return ctypes.PyDLL(_lgb._LIB._name)   # the library already loaded, called without releasing the GIL
+
+PREDICT_NORMAL, PREDICT_CONTRIB = 0, 3   # LightGBM's C_API_PREDICT_* types
+
+def predict_small(booster, M: np.ndarray, contrib: bool = False) -> np.ndarray:
+    "`booster.predict(M, num_threads=1)` (or `pred_contrib=True`) for a few rows, holding the GIL: the same C call, no wait to get the lock back."
+    M = np.ascontiguousarray(M, dtype=np.float64)
+    n, k = M.shape
+    out, got = np.empty(n * (k + 1 if contrib else 1)), ctypes.c_int64(0)
+    _lgb._safe_call(_lib_holding_gil().LGBM_BoosterPredictForMat(
+        booster._handle, M.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(_lgb._C_API_DTYPE_FLOAT64), ctypes.c_int32(n), ctypes.c_int32(k),
+        ctypes.c_int(1), ctypes.c_int(PREDICT_CONTRIB if contrib else PREDICT_NORMAL), ctypes.c_int(0), ctypes.c_int(booster.best_iteration),
+        _lgb._c_str("num_threads=1"), ctypes.byref(got), out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+    if got.value != len(out): raise ValueError(f"LightGBM returned {got.value} values for {len(out)}")
+    return out.reshape(n, k + 1) if contrib else out
+
+# %% ../nbs/07b_inference.ipynb #96d92594
+SMALL_BATCH = 64     # at most this many rows: one thread, holding the GIL (`predict_small`); more: every core
 def _take(columns: dict, rows: np.ndarray) -> dict: return {c: v[rows] for c, v in columns.items()}
 
 class Scorer:
@@ -143,12 +163,14 @@ class Scorer:
         from loan_default.train import apply_calibrator
         if not self.fast: return self.model.predict_proba(columns_frame(columns)), None
         M = model_matrix(columns)
-        return apply_calibrator(self.model.calibrator, self.booster.predict(M, num_threads=_threads(len(M)))), M
+        raw = predict_small(self.booster, M) if len(M) <= SMALL_BATCH else self.booster.predict(M, num_threads=0)
+        return apply_calibrator(self.model.calibrator, raw), M
 
     def _contributions(self, columns: dict, rows: np.ndarray, M=None) -> np.ndarray:
         "TreeSHAP contributions (rows, MODEL_FEATURES) of `rows` alone: the booster's on the fast path, else the pipeline's."
         from loan_default.features import contributions
-        if M is not None: return self.booster.predict(M[rows], pred_contrib=True, num_threads=_threads(len(rows)))[:, :-1]
+        if M is not None and len(rows) <= SMALL_BATCH: return predict_small(self.booster, M[rows], contrib=True)[:, :-1]
+        if M is not None: return self.booster.predict(M[rows], pred_contrib=True, num_threads=0)[:, :-1]
         return contributions(self.model.pipeline, columns_frame(_take(columns, rows))).to_numpy()
 
     def _reasons(self, columns: dict, predicted: np.ndarray, mode: str, top_k: int, M=None) -> list | None:

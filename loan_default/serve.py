@@ -9,11 +9,11 @@ __all__ = ['ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', '
            'json_response', 'error_response', 'input_problems', 'problems_message', 'applicant_columns',
            'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager',
            'migrate', 'sqlite_file', 'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable',
-           'Conflict', 'PredictionStore', 'record_predictions', 'record_outcomes', 'ServiceMetrics', 'new_id',
-           'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body',
-           'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason',
-           'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes',
-           'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
+           'Conflict', 'PredictionStore', 'record_predictions', 'record_prediction_batches', 'record_outcomes',
+           'ServiceMetrics', 'new_id', 'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip',
+           'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest',
+           'Reason', 'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode',
+           'ReasonCodes', 'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
            'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
 
 # %% ../nbs/09_serve.ipynb #f5384466
@@ -367,6 +367,11 @@ def _run_job(fn, conn, *args):
     try: return fn(conn, *args)
     except Conflict as e: return e                      # the request's answer, not the batch's failure
 
+def _run_jobs(conn, jobs: list) -> list:
+    "Each job's result (a `Conflict` in place of one); a batch of predictions alone is stored with one read and one write."
+    if len(jobs) > 1 and all(fn is record_predictions for fn, _, _ in jobs): return record_prediction_batches(conn, [args[0] for _, args, _ in jobs])
+    return [_run_job(fn, conn, *args) for fn, args, _ in jobs]
+
 # %% ../nbs/09_serve.ipynb #137aecf1
 class PredictionStore:
     "The prediction log: one writer thread holding one connection, group commits, a watch on the file; `await call(fn, ...)` returns once `fn`'s rows are durable."
@@ -486,7 +491,7 @@ def _transaction(self: PredictionStore, jobs: list, retry: bool = True) -> list:
     "Run `jobs` in one transaction on the file at the path, checked again after the commit; their results (a `Conflict` in place of one)."
     try:
         self._ensure()
-        with self._conn.begin(): results = [_run_job(fn, self._conn, *args) for fn, args, _ in jobs]
+        with self._conn.begin(): results = _run_jobs(self._conn, jobs)
         if not self._same_file(): self._ensure()           # moved during the commit: the rescued copy carries these rows to the path
     except sa.exc.IntegrityError: raise
     except (sa.exc.DBAPIError, sqlite3.Error, OSError) as e:
@@ -556,14 +561,31 @@ def _same_inputs(a: dict, b: dict) -> bool:
     num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
     return a.keys() == b.keys() and all(num(a[k]) == num(b[k]) for k in a)
 
-def record_predictions(conn, rows: list[dict]) -> list[dict]:
-    "Store `rows`; an id already stored with the same inputs gets its stored row back (`replayed`), with other inputs a `Conflict`."
-    stored = _stored(conn, PREDICTIONS, [r["application_id"] for r in rows])
+def _answer(stored: dict, rows: list[dict]) -> tuple:
+    "Storing `rows` after `stored`: (the request's answer, or a `Conflict`; the rows to insert)."
     clash = [dict(row=i, field="application_id", problem=f"'{a}' was already scored with other inputs (model version {stored[a]['model_version']})")
              for i, r in enumerate(rows) if (a := r["application_id"]) in stored and not _same_inputs(stored[a]["inputs"], r["inputs"])]
-    if clash: raise Conflict(clash)
-    if new := [r for r in rows if r["application_id"] not in stored]: conn.execute(PREDICTIONS.insert(), new)
-    return [stored[a] | {"replayed": True} if (a := r["application_id"]) in stored else r | {"replayed": False} for r in rows]
+    if clash: return Conflict(clash), []
+    return ([stored[a] | {"replayed": True} if (a := r["application_id"]) in stored else r | {"replayed": False} for r in rows],
+            [r for r in rows if r["application_id"] not in stored])
+
+def record_predictions(conn, rows: list[dict]) -> list[dict]:
+    "Store `rows`; an id already stored with the same inputs gets its stored row back (`replayed`), with other inputs a `Conflict`."
+    answer, new = _answer(_stored(conn, PREDICTIONS, [r["application_id"] for r in rows]), rows)
+    if isinstance(answer, Conflict): raise answer
+    if new: conn.execute(PREDICTIONS.insert(), new)
+    return answer
+
+def record_prediction_batches(conn, requests: list[list[dict]]) -> list:
+    "Several requests' rows with one read and one write: each request's answer (or `Conflict`), as if stored one after the other."
+    stored = _stored(conn, PREDICTIONS, list({r["application_id"] for rows in requests for r in rows}))
+    answers, new = [], []
+    for rows in requests:
+        answer, fresh = _answer(stored, rows)
+        stored.update((r["application_id"], r) for r in fresh)
+        answers.append(answer); new += fresh
+    if new: conn.execute(PREDICTIONS.insert(), new)
+    return answers
 
 def record_outcomes(conn, rows: list[dict]) -> dict:
     "Record outcomes of scored applications; the first outcome of an id stands (the same again: no-op; another: `Conflict`)."
