@@ -179,7 +179,7 @@ def pipeline(data, out, time_budget_s, seed):
 @click.option("--name", "model_name", default=None, help="Registered model [default: LD_MODEL_NAME]")
 @click.option("--alias", "serve_alias", default=None, help="Alias to follow [default: LD_SERVE_ALIAS, production]")
 @click.option("--version", "serve_version", default=None, help="Serve this version and ignore the alias")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="[default: LD_SERVE_LOG_LEVEL, info]")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="uvicorn worker processes: each loads the model and follows the alias; they share the SQLite prediction log; /metrics is per worker")
 def serve(host, port, model_name, serve_alias, serve_version, log_level, workers):

@@ -69,6 +69,8 @@ class _ServeSettings(BaseSettings):
     admin_key: SecretStr = Field(SecretStr(""), description="Key for /admin/* (refused while keys are required and this is unset)")
     prediction_store: str = Field("sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log; a SQLite file is put in WAL mode")
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = Field("FULL", description="SQLite `synchronous` of the prediction log: FULL fsyncs the log at every commit, so a 200 survives a power cut; NORMAL only a crash of the process")
+    serve_log_level: Literal["debug", "info", "warning", "error"] = Field("info",
+        description="Log level of the service (`loan-default serve --log-level` sets it for each worker of `--workers N`)")
     serve_store_check_s: float = Field(1.0, gt=0, description="Seconds between checks of the prediction store file while idle, and between retries while it cannot be written")
 
     @field_validator("sqlite_synchronous", mode="before")

@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', 'log', 'METADATA', 'PREDICTIONS', 'OUTCOMES',
            'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS',
-           'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'LOG_LEVEL_ENV', 'WORKER_HEALTHCHECK_S', 'PredictRequest',
-           'json_response', 'error_response', 'input_problems', 'problems_message', 'applicant_columns',
-           'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager',
-           'migrate', 'sqlite_file', 'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable',
-           'Conflict', 'PredictionStore', 'record_predictions', 'record_prediction_batches', 'record_outcomes',
-           'ServiceMetrics', 'new_id', 'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip',
-           'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest',
-           'Reason', 'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode',
-           'ReasonCodes', 'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
+           'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'WORKER_HEALTHCHECK_S', 'PredictRequest', 'json_response',
+           'error_response', 'input_problems', 'problems_message', 'applicant_columns', 'ServedVersion', 'load_served',
+           'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file',
+           'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
+           'record_predictions', 'record_prediction_batches', 'record_outcomes', 'ServiceMetrics', 'new_id',
+           'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body',
+           'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason',
+           'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes',
+           'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
            'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
 
 # %% ../nbs/09_serve.ipynb #f5384466
@@ -1181,19 +1181,18 @@ def _mlflow_env() -> None:
 def _uvicorn_options(settings: Settings) -> dict:
     return dict(access_log=False, server_header=False, timeout_graceful_shutdown=10, limit_concurrency=settings.serve_max_connections)
 
-def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None, log_level: str = "info", workers: int = 1, **overrides) -> None:
-    "Run the service under uvicorn until stopped, in `workers` processes (see above); `overrides` are `config.Settings` fields."
+def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None, log_level: str | None = None, workers: int = 1, **overrides) -> None:
+    "Run the service under uvicorn until stopped, in `workers` processes (see above); `overrides` are `config.Settings` fields; `log_level` defaults to LD_SERVE_LOG_LEVEL."
     import logging.config, uvicorn
     if workers > 1: return _serve_workers(host, port, settings, log_level, workers, overrides)
     _mlflow_env()
     settings = settings or get_settings(**overrides)
     import mlflow                                    # it sets up its own logger on import: configure ours after
-    logging.config.dictConfig(log_config(log_level)); logging.captureWarnings(True)
+    logging.config.dictConfig(log_config(log_level or settings.serve_log_level)); logging.captureWarnings(True)
     uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, http=head_timeout_protocol(settings.serve_header_timeout_s),
                 **_uvicorn_options(settings))
 
 # %% ../nbs/09_serve.ipynb #d1e2f3a5
-LOG_LEVEL_ENV = "LD_SERVE_LOG_LEVEL"
 WORKER_HEALTHCHECK_S = 60    # uvicorn's 5 s kills a worker still importing MLflow or loading the model, again and again
 
 def override_env(overrides: dict) -> dict:
@@ -1208,15 +1207,16 @@ def worker_app() -> FastAPI:
     "The app of one worker of `serve(workers=N)`: settings and log level from the environment."
     import logging.config
     settings = get_settings()
-    logging.config.dictConfig(log_config(os.environ.get(LOG_LEVEL_ENV, "info"))); logging.captureWarnings(True)
+    logging.config.dictConfig(log_config(settings.serve_log_level)); logging.captureWarnings(True)
     WorkerProtocol.head_timeout_s = settings.serve_header_timeout_s
     return create_app(settings)
 
-def _serve_workers(host: str, port: int, settings: Settings | None, log_level: str, workers: int, overrides: dict) -> None:
+def _serve_workers(host: str, port: int, settings: Settings | None, log_level: str | None, workers: int, overrides: dict) -> None:
     import uvicorn
     if settings is not None: raise ValueError("workers read their settings from the environment: pass overrides, not a Settings object")
     settings = get_settings(**overrides)                      # a bad setting fails here, once, before any worker starts
+    log_level = log_level or settings.serve_log_level
     _mlflow_env()
-    os.environ.update(override_env(overrides) | {LOG_LEVEL_ENV: log_level})
+    os.environ.update(override_env(overrides | {"serve_log_level": log_level}))
     uvicorn.run("loan_default.serve:worker_app", factory=True, host=host, port=port, workers=workers, log_config=log_config(log_level),
                 http="loan_default.serve:WorkerProtocol", timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **_uvicorn_options(settings))
