@@ -325,6 +325,17 @@ class ModelVersion:
     @cached_property
     def profile(self) -> dict: return run_profile(self.run_id, str(self))
 
+    def split(self, name: str) -> pd.DataFrame | None:
+        "The `name` split ('test', 'train') its training run logged as `data/<name>.parquet`; None when the run logged none."
+        import tempfile
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+        from loan_default.store import quiet_downloads
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                with quiet_downloads(): return pd.read_parquet(MlflowClient().download_artifacts(self.run_id, f"data/{name}.parquet", d))
+            except (MlflowException, OSError): return None
+
     def score(self, columns: dict, reasons="none", top_k: int = 4) -> Scored:
         "Score column arrays with this version (loaded on first use); `reasons` one of `REASON_MODES` (True: declines)."
         return self.scorer.score(columns, reasons, top_k)

@@ -95,10 +95,10 @@ def _log_figures(plots: dict) -> None:
 def _log_json(obj, path: str) -> None: mlflow.log_dict(json.loads(json.dumps(obj, default=str)), path)
 
 def _log_frames(result, folder: Path) -> None:
-    test = result.splits["test"][FEATURES + [TARGET]].reset_index(drop=True)
-    split_file = folder / Path(TEST_SPLIT).name
-    test.to_parquet(split_file, index=False)
-    mlflow.log_artifact(str(split_file), str(Path(TEST_SPLIT).parent))
+    for name in ("test", "train"):          # test: the gates and monitoring's reference rows; train: monitoring's overlap check
+        split_file = folder / f"{name}.parquet"
+        result.splits[name][FEATURES + [TARGET]].reset_index(drop=True).to_parquet(split_file, index=False)
+        mlflow.log_artifact(str(split_file), str(Path(TEST_SPLIT).parent))
     result.search_results.to_csv(folder / "search_results.csv", index=False)
     mlflow.log_artifact(str(folder / "search_results.csv"))
 
