@@ -199,15 +199,18 @@ def serve(host, port, model_name, serve_alias, serve_version, log_level, workers
 @click.option("--version", "version", default=None, help="Model version (instead of the alias)")
 @click.option("--profile", type=click.Path(path_type=Path), default=None, help="A reference_profile.json, to run without the registry")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold with --profile")
-@click.option("--chunk-size", type=click.IntRange(1), default=None, help="Rows per chunk of the control chart")
-@click.option("--period", default=None, help="Chunk by time instead (pandas frequency: D, h, W)")
+@click.option("--chunk-size", type=click.IntRange(1), default=None, help="Rows per chunk (instead of chunks by time)")
+@click.option("--period", default=None, help="Chunk by scored_at: hour, day, week, month (or a pandas frequency such as 3D) [default: the finest that fits]")
+@click.option("--outcome-window", default=None, help="Judge a chunk's realised figures only once its loans are this old, e.g. 90d, 12w")
+@click.option("--as-of", default=None, help="The time outcome windows are measured at, UTC [default: now]")
 @click.option("--fail-on", type=click.Choice(["warn", "alert"]), default=None, help="Exit non-zero at this status or worse")
+@click.option("--notify", default=None, help="Webhook URL: POST a JSON summary (Slack-compatible) when the status reaches --fail-on [default level: alert]")
 @click.option("--no-log", is_flag=True, help="Do not log the run to MLflow")
 @click.option("--experiment", default="loan-default-drift", show_default=True)
 @click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True, help="Where the counts are computed")
 @click.option("--master", default=None, help="Spark master URL [default: LD_SPARK_MASTER, local[*]]")
-def drift(current, from_store, since, until, out, model_name, alias, version, profile, threshold, chunk_size, period, fail_on, no_log,
-          experiment, engine, master):
+def drift(current, from_store, since, until, out, model_name, alias, version, profile, threshold, chunk_size, period, outcome_window, as_of,
+          fail_on, notify, no_log, experiment, engine, master):
     "Drift and performance of current data against the serving model's reference: report.json, report.html, MLflow."
     from loan_default.pipeline import new_run_dir
     s = resolved(model_name=model_name)
@@ -216,7 +219,8 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
         check_tracking()
     out = Path(out) if out else new_run_dir(s.runs_dir) / "drift"
     kw = dict(current=current, since=since, until=until, out=out, model=s.model_name, alias=alias, version=version,
-              profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, fail_on=fail_on, log=not no_log,
+              profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, outcome_window=outcome_window, as_of=as_of,
+              fail_on=fail_on, notify=notify, log=not no_log,
               experiment=experiment)
     from loan_default.drift import drift_command
     from loan_default.drift_spark import drift_engine

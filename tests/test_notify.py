@@ -9,11 +9,6 @@ from loan_default.profile import save_profile
 from loan_default.synth import synthesize, _default_chance
 from test_drift import synthetic_reference   # the drift tests' reference profile (30,000 clean synthetic rows)
 
-def _has_notify() -> bool:
-    r = subprocess.run([str(CLI), "drift", "--help"], capture_output=True, text=True, env=BASE_ENV)
-    return "--notify" in r.stdout
-
-pytestmark = pytest.mark.skipif(not _has_notify(), reason="`loan-default drift` has no --notify option yet")
 
 # A receiver as its own process: it appends each POST (content type and body) as a JSON line to a file and answers 200.
 RECEIVER = textwrap.dedent('''
