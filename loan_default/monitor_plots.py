@@ -95,7 +95,8 @@ def _side_legend(ax, shaded: bool) -> None:
 def _psi_panel(ax, timeline: list[dict], name: str, warn: float, alert: float) -> None:
     "One feature's PSI timeline on `ax`."
     n, psi, thr = len(timeline), _series(timeline, "psi", name), _series(timeline, "psi_threshold", name)
-    x, drifted = np.arange(n), np.array([name in (c.get("drifted") or []) for c in timeline])
+    beyond = (psi > np.fmax(thr, warn)) & np.array([_judged(c) for c in timeline], dtype=bool)
+    x, drifted = np.arange(n), beyond | np.array([name in (c.get("drifted") or []) for c in timeline], dtype=bool)
     _shade(ax, timeline, lambda c: not _judged(c))
     ax.stairs(thr, _edges(n), baseline=None, color="tab:orange", lw=1.4, zorder=1)
     ax.axhline(warn, color=_GREY, ls="--", lw=1, zorder=2); ax.axhline(alert, color=_GREY, lw=1, zorder=2)
