@@ -19,7 +19,7 @@ current rows, best of --repeat each. Peak RSS: each side in a fresh process that
 report once more there). Then each chunk's expected ROC AUC and F1 of ours against NannyML's CBPE estimate, as NannyML
 gives it (it recalibrates the scores on the reference when it judges that helps) and with the scores as they are.
 """
-import argparse, inspect, json, os, subprocess, sys, tempfile, time
+import argparse, inspect, json, os, subprocess, sys, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd
 from loan_default.drift import drift_report, check_current
@@ -128,10 +128,12 @@ u = uni.filter(period="analysis").to_df()
 alerts = {c: int(u[(c, "jensen_shannon", "alert")].sum()) for c in m["features"] + [m["score"]]}
 r = rec.filter(period="analysis").to_df()
 print(json.dumps(dict(seconds=seconds, seconds_raw=seconds_raw, rss_loaded=loaded, rss_peak=peak, chunks=chunks, drift_alerts=alerts,
+                      reference_chunks=len(est.filter(period="reference").to_df()),
                       reconstruction_alerts=int(r[("reconstruction_error", "alert")].sum()), needs_calibration=bool(getattr(cbpe, "needs_calibration", False)))))
 '''
 
-def write_inputs(folder: str, df: pd.DataFrame, ref: pd.DataFrame, seen: pd.DataFrame | None, source: str, profile: dict, threshold: float, repeat: int) -> None:
+def write_inputs(folder: str, df: pd.DataFrame, ref: pd.DataFrame, seen: pd.DataFrame | None, source: str, profile: dict, threshold: float,
+                 repeat: int) -> None:
     "The rows both sides read (current without outcomes, reference with them; y_pred at the threshold) and what else they need."
     cols = FEATURES + [SCORE]
     with_pred = lambda d: d.assign(**{PRED: (d[SCORE] >= threshold).astype("int64")})
@@ -140,8 +142,9 @@ def write_inputs(folder: str, df: pd.DataFrame, ref: pd.DataFrame, seen: pd.Data
     at = pd.date_range(df[TIME].iloc[0] - pd.Timedelta(days=1), periods=len(ref), freq="s")
     with_pred(ref[cols + [TARGET]].assign(**{TARGET: ref[TARGET].astype("int64"), TIME: at})).to_parquet(f"{folder}/reference.parquet")
     if seen is not None: seen.to_parquet(f"{folder}/seen.parquet")
-    Path(folder, "meta.json").write_text(json.dumps(dict(seen=seen is not None, source=source, profile=profile, threshold=threshold,
-                                                         features=FEATURES, categorical=CATEGORICAL_FEATURES, score=SCORE, pred=PRED, target=TARGET, time=TIME, chunk=CHUNK, repeat=repeat)))
+    meta = dict(seen=seen is not None, source=source, profile=profile, threshold=threshold, features=FEATURES, categorical=CATEGORICAL_FEATURES,
+                score=SCORE, pred=PRED, target=TARGET, time=TIME, chunk=CHUNK, repeat=repeat)
+    Path(folder, "meta.json").write_text(json.dumps(meta))
 
 def run_json(cmd: list, env: dict | None = None) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -199,7 +202,9 @@ def main():
     def run(): report.update(our_report(df, profile, model.threshold, ref, seen, source))
     ours = best_of(run, a.repeat)
     chunks = our_chunks(report)
-    print(f"ours:    {report['rows']:,} rows, {len(chunks)} chunks, whole report {ours:.3f} s (best of {a.repeat}), status {report['status']}")
+    drifted = sum(len(c.get("drifted") or []) for c in report.get("timeline", []))
+    print(f"ours:    {report['rows']:,} rows, {len(chunks)} chunks, whole report {ours:.3f} s (best of {a.repeat}), status {report['status']}"
+          f"{f', {drifted} of {13 * len(chunks)} column-chunks drifted' if 'timeline' in report else ''}")
     if takes_reference():
         prep = best_of(lambda: prepared(profile, model.threshold, ref, seen, source), a.repeat)
         print(f"         of which preparing the reference rows (timeline.baseline, {len(ref):,} rows, {0 if seen is None else len(seen):,} seen rows' keys): {prep:.3f} s")
@@ -218,7 +223,7 @@ def main():
           f"reconstruction drift {s['reconstruction']:.3f} s: {total:.3f} s in all (each best of {a.repeat}, fit on the reference included)")
     print(f"         peak RSS {gb(nml['rss_peak'])} ({gb(nml['rss_loaded'])} after reading the rows); CBPE recalibrated the scores on the reference: "
           f"{nml['needs_calibration']}; chunks alerting: reconstruction {nml['reconstruction_alerts']}, "
-          f"Jensen-Shannon {sum(nml['drift_alerts'].values())} column-chunks")
+          f"Jensen-Shannon {sum(nml['drift_alerts'].values())} of {13 * len(nml['chunks'])} column-chunks; the reference made {nml['reference_chunks']} chunk(s)")
     print(f"ratio (theirs / ours): univariate drift + CBPE {uni_cbpe / ours:.1f}x, everything {total / ours:.1f}x")
     print(f"per chunk (NannyML CBPE again with the scores as they are, NoopCalibrator: {nml['seconds_raw']:.3f} s, not in the ratio):")
     for metric in ("roc_auc", "f1"):
