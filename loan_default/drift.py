@@ -34,7 +34,8 @@ from .profile import bin_counts, reference_shares, bin_labels, load_profile
 from .inference import SCORE, DECISION, ModelVersion, model_version, model_columns
 from .render import render_template, write_json
 from .timeline import (STATUSES, INSUFFICIENT, SEVERITY, verdict, worst, PSI_FLOOR, psi_rows, Baseline, baseline, current_stats,
-                                   timeline_section, segments_section, segment_codes, overlap_section, row_keys, timeline_lines, segment_lines,
+                                   timeline_section, segments_section, segment_codes, segment_tables, slot_sizes, overlap_section, row_keys, overlap,
+                                   timeline_lines, segment_lines,
                                    outcome_window, outcome_window as outcome_duration, matured)
 from .notify import check_webhook
 from .monitor_plots import report_context
@@ -551,8 +552,8 @@ class DriftCounts:
     stats: object = None                        # `timeline.ChunkStats` per chunk; None where the engine has no timeline yet
     chunk_starts: list | None = None            # per chunk: its period's start (or first scored_at), its last scored_at
     chunk_ends: list | None = None
-    segments: dict | None = None                # `timeline.segments_section`: needs the reference rows
-    overlap: dict | None = None                 # `timeline.overlap_section`
+    segment_tables: dict | None = None          # `timeline.segment_tables`: rows and slot counts per grade, purpose and age band
+    overlap_hits: int | None = None             # current rows that are rows the model saw (None: not checked)
 
 # %% ../nbs/10_drift.ipynb #920068ad
 NO_TIME_ORDER = "no scored_at column: the rows of a file have no time order of their own, so they are compared as one sample"
@@ -616,11 +617,11 @@ def pandas_counts(current: pd.DataFrame, profile: dict, threshold: float = 0.5, 
     y = cur[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in cur else None
     stats, slots = current_stats(cur, profile, codes, k, p, threshold, baseline, y)
     starts, ends = _chunk_times(cur, time_col, codes, k, labels)
-    segments = segments_section(slots, segment_codes(cur), baseline, th) if baseline is not None else None
-    overlap = overlap_section(row_keys(cur, slots), baseline) if baseline is not None else None
+    tables = segment_tables(slots, segment_codes(cur), slot_sizes(profile)) if baseline is not None else None
+    hits = int(overlap(row_keys(cur, slots), baseline.seen_keys).sum()) if baseline is not None and baseline.seen_keys is not None else None
     return DriftCounts(checked.rows, len(cur), checked.contract, {c: v.sum(axis=0) for c, v in stats.counts.items()}, *value_facts(profile, cur), chunking,
                        sums, labelled, window, "pandas", time.perf_counter() - started,
-                       fair_lending_counts(cur, p, threshold), stats, starts, ends, segments, overlap)
+                       fair_lending_counts(cur, p, threshold), stats, starts, ends, tables, hits)
 
 # %% ../nbs/10_drift.ipynb #59ff62c2
 def _tagged_reasons(psi_t: pd.DataFrame, dq: pd.DataFrame, contract: dict) -> list[tuple[str, str]]:
@@ -655,14 +656,16 @@ def monitoring_sections(c: DriftCounts, profile: dict, th: Thresholds, b: Baseli
     as_of = _utc(as_of, "--as-of") if as_of is not None else pd.Timestamp.now(tz="UTC")
     ripe = matured(c.chunk_ends, w, as_of)
     records, lines, meta = timeline_section(c.stats, profile, th, b, c.chunk_starts, c.chunk_ends, ripe)
+    segments = segments_section(c.segment_tables, b, th) if b is not None and c.segment_tables is not None else None
+    overlapping = overlap_section(c.overlap_hits, c.compared, b)
     if ripe is not None:
         missing = sum(r["outcomes"]["missing"] for r in records if r["outcomes"]["matured"])
         lines.append(("ok", f"outcomes: {int(ripe.sum())} of {len(ripe)} chunks are at least {window} old at {as_of:%Y-%m-%d}; "
                             f"{missing:,} of their outcomes are still missing; younger chunks are not judged on realised figures"))
     ref = dict(source=b.source if b is not None else "the reference profile's shares (no reference rows)", rows=b.rows if b is not None else profile.get("rows"))
-    return dict(timeline=records, segments=c.segments, overlap=c.overlap,
+    return dict(timeline=records, segments=segments, overlap=overlapping,
                 monitoring=dict(chunking=c.chunking, chunks=len(records), chunk_size=int(np.median(c.stats.n)) if len(c.stats.n) else 0,
-                                outcome_window=window, as_of=as_of.isoformat(), reference=ref, **meta)), lines + segment_lines(c.segments)
+                                outcome_window=window, as_of=as_of.isoformat(), reference=ref, **meta)), lines + segment_lines(segments)
 
 def summary_section(report: dict, lines: list, reference: dict) -> dict:
     "The report's `summary`: status, how many features drifted (whole window or any chunk), the largest PSI and its feature, one line per finding worst first."
