@@ -10,14 +10,14 @@ __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_
            'default_chunk_size', 'chunks_by_size', 'chunks_by_period', 'control_limits', 'western_electric',
            'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section', 'weighted_auc', 'bootstrap_scores',
            'expected_from_sums', 'expected_performance', 'realised_performance', 'judge_expected', 'enough_outcomes',
-           'performance_section', 'check_columns', 'checked_scores', 'checked_labels', 'parse_times', 'Checked',
-           'check_current', 'fair_lending_counts', 'fair_lending_section', 'DriftCounts', 'auto_period',
-           'pandas_counts', 'monitoring_sections', 'summary_section', 'counts_report', 'drift_report', 'plot_psi',
-           'plot_p_chart', 'plot_distributions', 'report_html', 'write_report', 'read_current', 'check_window',
-           'check_window_column', 'empty_window', 'in_window', 'shown_url', 'store_engine', 'read_store', 'store_rows',
-           'Reference', 'checked_profile', 'profile_reference', 'reference', 'version_scorer', 'version_baseline',
-           'log_drift_run', 'exit_status', 'DriftResult', 'summary_line', 'alert_channel', 'PandasEngine',
-           'drift_command']
+           'performance_section', 'check_columns', 'checked_scores', 'checked_labels', 'parse_times', 'RowNames',
+           'Checked', 'check_current', 'fair_lending_counts', 'fair_lending_section', 'DriftCounts', 'auto_period',
+           'Laps', 'pandas_counts', 'monitoring_sections', 'summary_section', 'counts_report', 'drift_report',
+           'plot_psi', 'plot_p_chart', 'plot_distributions', 'report_html', 'write_report', 'read_current',
+           'check_window', 'check_window_column', 'empty_window', 'in_window', 'shown_url', 'store_engine',
+           'read_store', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
+           'version_scorer', 'version_baseline', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
+           'alert_channel', 'PandasEngine', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
 import base64, io, json, math, re, sqlite3, time, warnings
@@ -116,7 +116,7 @@ def _unseen_values(entry: dict, values, limit: int = 5) -> dict:
     "The most frequent values of a categorical column not among the reference's categories, with their counts."
     s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     s = s[s.notna() & ~s.isin(entry["categories"])]
-    return {str(k): int(v) for k, v in s.value_counts().head(limit).items()}
+    return {str(k): int(v) for k, v in s.value_counts().head(limit).items() if v > 0}      # a categorical lists its absent categories too
 
 def value_facts(profile: dict, df: pd.DataFrame) -> tuple[dict, dict]:
     "Per numeric feature, the values outside the contract's bounds; per categorical feature with unseen values, the most frequent."
@@ -483,6 +483,14 @@ def parse_times(values: pd.Series, where, name: str = "scored_at") -> pd.Series:
     return t
 
 # %% ../nbs/10_drift.ipynb #d9645b30
+class RowNames:
+    "Row labels 'row 1', 'row 2', ... made only when one is read: a million of them built up front took 0.7 s."
+    def __init__(self, rows): self.rows = np.asarray(rows)
+    def __len__(self) -> int: return len(self.rows)
+    def __getitem__(self, i):
+        if isinstance(i, (int, np.integer)): return f"row {int(self.rows[i]) + 1}"
+        return RowNames(self.rows[i])
+
 @dataclass
 class Checked:
     "Current rows after the contract: `frame` holds the usable ones (typed; score, outcome and time when present) in time order."
@@ -490,11 +498,17 @@ class Checked:
     contract: dict
     rows: int
 
+def _as_text(s: pd.Series) -> pd.Series:
+    "Category values as a categorical of text (a number from parquet becomes its str), missing as missing: each distinct value converted once, and every later count reads codes."
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    text, at = pd.factorize(pd.Index([v if isinstance(v, str) else str(v) for v in uniques], dtype=object))    # 1 and '1' are one category
+    return pd.Series(pd.Categorical.from_codes(np.append(text, -1)[codes], categories=at), index=s.index)
+
 def _typed_contract(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     "The contract's columns typed by `schema.coerce`, categories as text, infinities unreadable."
     typed, unreadable = coerce(df[[c.name for c in COLUMNS if c.name in df]])
     for c in FEATURES:
-        if c in CATEGORICAL_FEATURES: typed[c] = typed[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        if c in CATEGORICAL_FEATURES: typed[c] = _as_text(typed[c])
         else:
             inf = np.isinf(typed[c].to_numpy("float64", na_value=np.nan))
             if inf.any(): unreadable[c], typed[c] = unreadable[c] | inf, typed[c].where(~inf)
@@ -504,7 +518,7 @@ def _typed_contract(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 def check_current(df: pd.DataFrame, time_col: str | None = "scored_at", th: Thresholds = Thresholds()) -> Checked:
     "Check `df` against the contract: the usable rows typed and sorted by time, and the data-contract section."
     check_columns(df.columns)
-    where = df[WHERE].astype(str).to_numpy() if WHERE in df else np.array([f"row {i}" for i in range(1, len(df) + 1)])
+    where = df[WHERE].astype(str).to_numpy() if WHERE in df else RowNames(np.arange(len(df)))
     typed, unreadable = _typed_contract(df)
     broken = check_rows(typed[FEATURES], {c: unreadable[c] for c in FEATURES})
     if RAGGED_COL in df: broken = with_line_rules(broken, df[RAGGED_COL])     # a file line that could not be split into the header's fields
@@ -554,6 +568,7 @@ class DriftCounts:
     chunk_ends: list | None = None
     segment_tables: dict | None = None          # `timeline.segment_tables`: rows and slot counts per grade, purpose and age band
     overlap_hits: int | None = None             # current rows that are rows the model saw (None: not checked)
+    timings: dict = field(default_factory=dict) # seconds per step, for the benchmarks
 
 # %% ../nbs/10_drift.ipynb #920068ad
 NO_TIME_ORDER = "no scored_at column: the rows of a file have no time order of their own, so they are compared as one sample"
@@ -600,28 +615,41 @@ def _chunk_times(cur: pd.DataFrame, time_col: str | None, codes: np.ndarray, k: 
     starts = labels if labels is not None else [t.iloc[i].isoformat() for i in first]
     return list(starts), [t.iloc[i].isoformat() for i in last]
 
+class Laps:
+    "Seconds per step: `lap(name)` records the time since the previous lap."
+    def __init__(self): self.t, self.seconds = time.perf_counter(), {}
+    def lap(self, name: str) -> None:
+        now = time.perf_counter(); self.seconds[name] = round(now - self.t, 4); self.t = now
+
 def pandas_counts(current: pd.DataFrame, profile: dict, threshold: float = 0.5, chunk_size: int | None = None, period: str | None = None,
                   time_col: str | None = "scored_at", th: Thresholds = Thresholds(), scorer=None, baseline: Baseline | None = None) -> DriftCounts:
     "The counts of the frame `current` against `profile`: checked, scored by `scorer` when it has no scores, counted with numpy; per chunk, segment and overlap with `baseline`'s rows."
-    started = time.perf_counter()
+    started, laps = time.perf_counter(), Laps()
     if len(current) == 0: raise DataError("no current rows to compare with the reference")
     checked = check_current(current, time_col, th)
     cur = checked.frame
     time_col = time_col if time_col and time_col in cur.columns else None
+    laps.lap("check")
     if SCORE not in cur and scorer is not None and len(cur): cur[SCORE] = np.asarray(scorer(cur[FEATURES]), dtype="float64")
     p = cur[SCORE].to_numpy("float64") if SCORE in cur else None
+    laps.lap("score")
     codes, labels, chunking = _chunk(cur, time_col, chunk_size, period, th)
     sums, labelled = _chart_counts(cur, p, codes, labels, time_col, threshold) if p is not None and len(p) else (None, None)
     window = {k: str(cur[time_col].iloc[i]) for k, i in (("start", 0), ("end", -1))} if time_col and len(cur) else None
     k = int(codes.max()) + 1 if len(codes) else 0
     y = cur[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in cur else None
-    stats, slots = current_stats(cur, profile, codes, k, p, threshold, baseline, y)
     starts, ends = _chunk_times(cur, time_col, codes, k, labels)
+    laps.lap("chunks")
+    stats, slots = current_stats(cur, profile, codes, k, p, threshold, baseline, y)
+    laps.lap("timeline counts")
     tables = segment_tables(slots, segment_codes(cur), slot_sizes(profile)) if baseline is not None else None
+    laps.lap("segments")
     hits = int(overlap(row_keys(cur, slots), baseline.seen_keys).sum()) if baseline is not None and baseline.seen_keys is not None else None
-    return DriftCounts(checked.rows, len(cur), checked.contract, {c: v.sum(axis=0) for c, v in stats.counts.items()}, *value_facts(profile, cur), chunking,
-                       sums, labelled, window, "pandas", time.perf_counter() - started,
-                       fair_lending_counts(cur, p, threshold), stats, starts, ends, tables, hits)
+    laps.lap("overlap")
+    facts, fair = value_facts(profile, cur), fair_lending_counts(cur, p, threshold)
+    laps.lap("quality and fair lending")
+    return DriftCounts(checked.rows, len(cur), checked.contract, {c: v.sum(axis=0) for c, v in stats.counts.items()}, *facts, chunking,
+                       sums, labelled, window, "pandas", time.perf_counter() - started, fair, stats, starts, ends, tables, hits, laps.seconds)
 
 # %% ../nbs/10_drift.ipynb #59ff62c2
 def _tagged_reasons(psi_t: pd.DataFrame, dq: pd.DataFrame, contract: dict) -> list[tuple[str, str]]:
@@ -702,6 +730,7 @@ def counts_report(c: DriftCounts, profile: dict, threshold: float = 0.5, test: d
                   features=json.loads(dq.to_json(orient="index")), contract=c.contract), control_chart=chart, performance=perf,
                   fair_lending=fair_lending_section(c.fair_lending), engine=c.engine) | mon
     report["summary"] = summary_section(report, tagged + lines, (mon["monitoring"] or {}).get("reference") or {})
+    report["timings"] = c.timings | {"report": round(time.perf_counter() - started, 4)}
     return report | dict(seconds=round(c.seconds + time.perf_counter() - started, 3))
 
 # %% ../nbs/10_drift.ipynb #e81bd43a

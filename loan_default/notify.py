@@ -63,12 +63,13 @@ def alert_payload(report: dict, report_path: str | None = None) -> dict:
 
 # %% ../nbs/10d_notify.ipynb #cd7ebe01
 def shown_webhook(url) -> str:
-    "`url` as messages and reports show it: a password in it replaced by `***`."
+    "`url` as messages and reports show it: a password replaced by `***`, and the path and query (a webhook's secret token lives there) by `…`."
     try: p = urlsplit(str(url))
     except ValueError: return str(url)
     userinfo, at, hostport = p.netloc.rpartition("@")
-    if not at or ":" not in userinfo: return str(url)
-    return urlunsplit(p._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}"))
+    netloc = f"{userinfo.partition(':')[0]}:***@{hostport}" if at and ":" in userinfo else p.netloc
+    hidden = "/…" if p.path.strip("/") or p.query else p.path
+    return urlunsplit(p._replace(netloc=netloc, path=hidden, query="", fragment=""))
 
 def check_webhook(url) -> str:
     "`url` when it is an http(s) URL with a host; `DataError` (one line, password hidden) otherwise."

@@ -70,10 +70,10 @@ def _categories_seen(labels: pd.Series, name: str | None = None) -> list[str]:
 
 def _categorical_bins(categories, values) -> np.ndarray:
     "The bucket of each value: 0 to k-1 for the k categories, k for unseen, k + 1 for missing."
-    labels = _as_labels(values)
+    codes, uniques = pd.factorize(_as_labels(values), use_na_sentinel=True)     # each distinct value looked up once
     k = len(categories)
-    at = pd.Index(list(categories), dtype=object).get_indexer(labels)
-    return np.where(labels.isna().to_numpy(), k + 1, np.where(at < 0, k, at))
+    at = pd.Index(list(categories), dtype=object).get_indexer(pd.Index(np.asarray(uniques, dtype=object), dtype=object))
+    return np.append(np.where(at < 0, k, at), k + 1)[codes]             # code -1 (missing) takes the last entry
 
 # %% ../nbs/06b_profile.ipynb #1294457e
 def _categorical_entry(values, name: str | None = None) -> dict:

@@ -68,6 +68,7 @@ def test_alert_delivered_then_not_delivered_when_the_receiver_is_down(tmp_path, 
     assert (tmp_path / "out1" / "report.html").is_file()
     assert rep["notification"]["delivered"] is True and rep["notification"]["attempts"] == 1 and rep["notification"]["status"] == 200
     assert "hunter2" not in rep["notification"]["url"] and "hunter2" not in r.stdout + r.stderr
+    assert "T1" not in json.dumps(rep["notification"]) + r.stdout + r.stderr       # the path is the webhook's secret too
     assert "alert sent to" in r.stdout + r.stderr
 
     stop(proc)                                                          # the receiver is gone
