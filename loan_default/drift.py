@@ -16,8 +16,8 @@ __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_
            'plot_psi', 'plot_p_chart', 'plot_distributions', 'report_html', 'write_report', 'read_current',
            'check_window', 'check_window_column', 'empty_window', 'in_window', 'shown_url', 'store_engine',
            'read_store', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
-           'version_scorer', 'version_baseline', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
-           'alert_channel', 'PandasEngine', 'drift_command']
+           'version_scorer', 'version_baseline', 'timeline_metrics', 'log_drift_run', 'exit_status', 'DriftResult',
+           'summary_line', 'alert_channel', 'PandasEngine', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
 import base64, io, json, math, re, sqlite3, time, warnings
@@ -1065,7 +1065,21 @@ def _run_metrics(report: dict) -> dict:
     if (perf := report.get("performance")):
         if perf.get("with_outcomes"): metrics |= {f"realised.{k}": v["value"] for k, v in perf["overall"].items()}
         metrics["expected.f1"] = perf["expected"]["overall"]["expected_f1"]
+    if report.get("summary"): metrics["summary.drifted"] = report["summary"]["drifted"]
+    if report.get("timeline") is not None:
+        metrics |= {f"timeline.{s}_chunks": sum(r["status"] == s for r in report["timeline"]) for s in ("warn", "alert")}
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+
+def timeline_metrics(report: dict) -> list:
+    "The timeline as MLflow metric histories, one step per chunk: PSI per feature, decline rate, expected and realised figures, multivariate."
+    from mlflow.entities import Metric
+    out, now = [], int(time.time() * 1000)
+    for r in report.get("timeline") or []:
+        values = {f"timeline.psi.{k}": v for k, v in r["psi"].items()} | {"timeline.decline_rate": r["decline_rate"]}
+        values |= {f"timeline.expected.{k}": v for k, v in (r["expected"] or {}).items()} | {f"timeline.realised.{k}": v for k, v in (r["realised"] or {}).items()}
+        if r.get("multivariate"): values["timeline.multivariate"] = r["multivariate"]["value"]
+        out += [Metric(k, float(v), now, int(r["chunk"])) for k, v in values.items() if v is not None and np.isfinite(v)]
+    return out
 
 # %% ../nbs/10_drift.ipynb #32e58e2f
 def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -> str:
@@ -1080,6 +1094,8 @@ def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -
     tags = {KIND_TAG: DRIFT, "drift.status": report["status"], "rows": str(report["rows"])} | {f"model.{k}": str(v) for k, v in m.items() if v is not None}
     with mlflow.start_run(run_name=f"drift-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         mlflow.set_tags(tags); mlflow.log_metrics(_run_metrics(report))
+        history = timeline_metrics(report)                      # MLflow draws each as a line over the chunks
+        for i in range(0, len(history), 1000): MlflowClient().log_batch(run.info.run_id, metrics=history[i:i + 1000])
         for f in files: mlflow.log_artifact(str(f))
     if m.get("name") and m.get("version"):
         client = MlflowClient()

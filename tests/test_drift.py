@@ -170,6 +170,9 @@ def test_drift_run_logged_and_linked_to_the_model_version(tmp_path, registered):
     run = client.get_run(res.run_id)
     assert run.data.tags["model.version"] == version and run.data.tags["model.run_id"] == train_run
     assert run.data.tags["drift.status"] == "alert" and run.data.metrics["psi.person_income"] > 0.2
+    history = sorted(client.get_metric_history(res.run_id, "timeline.psi.person_income"), key=lambda m: m.step)   # the timeline, chunk by chunk
+    assert [m.step for m in history] == [r["chunk"] for r in res.report["timeline"]]
+    assert [round(m.value, 9) for m in history] == [round(r["psi"]["person_income"], 9) for r in res.report["timeline"]]
     assert {a.path for a in client.list_artifacts(res.run_id)} == {"report.json", "report.html"}
     tags = client.get_model_version("loan-default", version).tags
     assert tags["drift.last_run_id"] == res.run_id and tags["drift.last_status"] == "alert"
