@@ -693,7 +693,7 @@ def monitoring_sections(c: DriftCounts, profile: dict, th: Thresholds, b: Baseli
     ref = dict(source=b.source if b is not None else "the reference profile's shares (no reference rows)", rows=b.rows if b is not None else profile.get("rows"))
     return dict(timeline=records, segments=segments, overlap=overlapping,
                 monitoring=dict(chunking=c.chunking, chunks=len(records), chunk_size=int(np.median(c.stats.n)) if len(c.stats.n) else 0,
-                                outcome_window=window, as_of=as_of.isoformat(), reference=ref, **meta)), lines + segment_lines(segments)
+                                outcome_window=window, as_of=as_of.isoformat(), reference=ref, **meta)), lines + segment_lines(segments, {f for r in records for f in r['drifted']})
 
 def summary_section(report: dict, lines: list, reference: dict) -> dict:
     "The report's `summary`: status, how many features drifted (whole window or any chunk), the largest PSI and its feature, one line per finding worst first."

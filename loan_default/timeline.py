@@ -13,7 +13,7 @@ __all__ = ['PSI_FLOOR', 'SCORE', 'SCORE_BINS', 'MIN_SPLIT', 'MIN_DRAWS', 'MAX_DR
            'segment_codes', 'segment_counts', 'segment_noise', 'segment_record', 'segment_tables', 'segments_section',
            'overlap_section', 'timeline_lines', 'segment_lines', 'current_stats']
 
-# %% ../nbs/10a_timeline.ipynb #ff64e961
+# %% ../nbs/10a_timeline.ipynb #f859969f
 import math, re
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -22,7 +22,7 @@ from .schema import FEATURES, DataError
 from .profile import bin_codes, n_slots, reference_shares
 from .fairness import age_band, AGE_BANDS
 
-# %% ../nbs/10a_timeline.ipynb #1069ed18
+# %% ../nbs/10a_timeline.ipynb #13caf9aa
 PSI_FLOOR = 1e-4
 
 def psi_rows(expected, actual, floor: float = PSI_FLOOR) -> np.ndarray:
@@ -35,12 +35,12 @@ def psi_rows(expected, actual, floor: float = PSI_FLOOR) -> np.ndarray:
         out = ((a - e) * np.log(a / e)).sum(axis=1)
     return np.where((at[:, 0] > 0) & (et[:, 0] > 0), out, np.nan)
 
-# %% ../nbs/10a_timeline.ipynb #f521cd8c
+# %% ../nbs/10a_timeline.ipynb #714ef4ec
 def family_z(looks: int, alpha: float = 0.05, floor: float = 3.0) -> float:
     "The z-score beyond which a stable book gives a false finding in at most `alpha` of reports making `looks` one-sided checks (Bonferroni); never under `floor`."
     return max(floor, NormalDist().inv_cdf(1 - alpha / max(int(looks), 1)))
 
-# %% ../nbs/10a_timeline.ipynb #8bd9c190
+# %% ../nbs/10a_timeline.ipynb #c89f032b
 SCORE = "score"
 
 def slot_codes(profile: dict, df: pd.DataFrame, scores=None) -> dict[str, np.ndarray]:
@@ -53,13 +53,13 @@ def slot_sizes(profile: dict) -> dict[str, int]:
     "How many slots each feature (and the score) has."
     return {c: n_slots(profile["features"][c]) for c in FEATURES} | {SCORE: n_slots(profile["score"])}
 
-# %% ../nbs/10a_timeline.ipynb #8fd3648b
+# %% ../nbs/10a_timeline.ipynb #7f7a635a
 def chunk_counts(codes: np.ndarray, chunks: np.ndarray, n_chunks: int, slots: int, weights=None) -> np.ndarray:
     "A (n_chunks, slots) table: how many rows (or how much of `weights`) of each chunk fall in each slot."
     flat = np.asarray(chunks, dtype="int64") * slots + np.asarray(codes, dtype="int64")
     return np.bincount(flat, weights=weights, minlength=n_chunks * slots).reshape(n_chunks, slots)
 
-# %% ../nbs/10a_timeline.ipynb #070ada03
+# %% ../nbs/10a_timeline.ipynb #8ee3aadf
 SCORE_BINS = 1000
 
 def score_edges(reference_p, bins: int = SCORE_BINS) -> np.ndarray:
@@ -81,7 +81,7 @@ def f1_from(tp, fp, fn) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
 
-# %% ../nbs/10a_timeline.ipynb #bcfd8d2a
+# %% ../nbs/10a_timeline.ipynb #9d68c0e0
 @dataclass
 class ChunkStats:
     "Everything per chunk the timeline judges, as counts: an engine fills it, the report only reads it."
@@ -121,7 +121,7 @@ class ChunkStats:
 def _entry(profile: dict, name: str) -> dict:
     return profile["score"] if name == SCORE else profile["features"][name]
 
-# %% ../nbs/10a_timeline.ipynb #e46cc706
+# %% ../nbs/10a_timeline.ipynb #eb5349d9
 def chunk_stats(codes: dict, sizes: dict, chunks, n_chunks: int, p=None, threshold: float = 0.5, edges=None, errors=None) -> ChunkStats:
     "Count rows into chunks: slot counts per feature, declines and CBPE sums from probabilities `p`, reconstruction errors."
     chunks = np.asarray(chunks, dtype="int64")
@@ -136,7 +136,7 @@ def chunk_stats(codes: dict, sizes: dict, chunks, n_chunks: int, p=None, thresho
     if errors is not None: s.reconstruction = total(np.asarray(errors, dtype="float64"))
     return s
 
-# %% ../nbs/10a_timeline.ipynb #8be22d27
+# %% ../nbs/10a_timeline.ipynb #d34b161d
 def add_outcomes(s: ChunkStats, chunks, n_chunks: int, p, y, threshold: float, edges) -> ChunkStats:
     "Add the labelled rows' counts to `s`: how many, defaults, ROC tables and confusion counts (rows with outcome NaN are not known yet)."
     y, p, chunks = (np.asarray(a) for a in (y, p, chunks))
@@ -149,7 +149,7 @@ def add_outcomes(s: ChunkStats, chunks, n_chunks: int, p, y, threshold: float, e
     s.rtp, s.rfp, s.rfn = total(pred * y), total(pred * (1 - y)), total(~pred * y)
     return s
 
-# %% ../nbs/10a_timeline.ipynb #89c84d89
+# %% ../nbs/10a_timeline.ipynb #243d14ee
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 def row_keys(df: pd.DataFrame, codes: dict) -> np.ndarray:
@@ -170,7 +170,7 @@ def overlap(keys: np.ndarray, seen: np.ndarray) -> np.ndarray:
     at = np.searchsorted(seen, keys).clip(max=len(seen) - 1) if len(seen) else np.zeros(len(keys), dtype="int64")
     return seen[at] == keys if len(seen) else np.zeros(len(keys), dtype=bool)
 
-# %% ../nbs/10a_timeline.ipynb #ae2d050c
+# %% ../nbs/10a_timeline.ipynb #d96ac33a
 MIN_SPLIT, MIN_DRAWS, MAX_DRAWS, MAX_DRAWN = 20, 30, 100, 600_000
 
 def reference_draws(n_ref: int, size: int, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -181,7 +181,7 @@ def reference_draws(n_ref: int, size: int, seed: int = 0) -> tuple[np.ndarray, s
         return rng.permutation(n_ref)[:k * size].reshape(k, size), f"{k} disjoint chunks of {size:,} rows"
     return rng.integers(0, n_ref, (most, size)), f"{most} chunks of {size:,} rows drawn with replacement (the reference holds {n_ref:,} rows)"
 
-# %% ../nbs/10a_timeline.ipynb #c273fae9
+# %% ../nbs/10a_timeline.ipynb #9df9ef45
 @dataclass
 class Baseline:
     "The reference rows prepared once for a report: slots, probabilities, outcomes, score bins, reconstruction errors."
@@ -216,7 +216,7 @@ def baseline(profile: dict, frame: pd.DataFrame, p, threshold: float, y=None, so
     return Baseline(profile, codes, p, threshold, None if y is None else np.asarray(y, dtype="float64"), score_edges(p), errors, rec, source,
                     keys, seen_what, segment_codes(frame))
 
-# %% ../nbs/10a_timeline.ipynb #ac4c8e40
+# %% ../nbs/10a_timeline.ipynb #3923bfa7
 def reference_values(b: Baseline, size: int, seed: int = 0) -> tuple[dict, str]:
     "Each statistic's values over reference chunks of `size` rows (`reference_draws`), and how the chunks were made."
     idx, how = reference_draws(b.rows, size, seed)
@@ -234,7 +234,7 @@ def spread(values: dict) -> dict[str, tuple[float, float]]:
         out[k] = (float(v.mean()), float(v.std(ddof=1))) if len(v) > 1 else (np.nan, np.nan)
     return out
 
-# %% ../nbs/10a_timeline.ipynb #24261637
+# %% ../nbs/10a_timeline.ipynb #0b6cce00
 def profile_values(profile: dict, size: int, draws: int = 200, seed: int = 0) -> tuple[dict, str]:
     "PSI and missing-rate values of chunks of `size` rows drawn from the profile's own shares, against a reference of the profile's row count also drawn: for a reference without rows."
     rng, rows, out = np.random.default_rng(seed), int(profile.get("rows") or 0), {}
@@ -246,7 +246,7 @@ def profile_values(profile: dict, size: int, draws: int = 200, seed: int = 0) ->
         out[f"psi.{c}"], out[f"missing.{c}"] = psi_rows(ref, cur) if rows else psi_rows(q, cur), cur[:, -1] / size
     return out, f"{draws} chunks of {size:,} rows drawn from the profile's shares (no reference rows)"
 
-# %% ../nbs/10a_timeline.ipynb #795edd30
+# %% ../nbs/10a_timeline.ipynb #0fc579b6
 def size_grid(n, min_rows: int) -> np.ndarray:
     "The chunk sizes to draw reference chunks at: the smallest judged size when all are within 10% of the median, else powers of the square root of 2 at or below each."
     n = np.asarray(n, dtype="int64"); judged = n[n >= min_rows]
@@ -259,7 +259,7 @@ def grid_at(n, grid) -> np.ndarray:
     "For each size in `n`, the index of the largest grid size at or below it (the first for smaller sizes)."
     return np.clip(np.searchsorted(grid, np.asarray(n), side="right") - 1, 0, len(grid) - 1)
 
-# %% ../nbs/10a_timeline.ipynb #c171ab3c
+# %% ../nbs/10a_timeline.ipynb #74f0b525
 def chunk_spread(n, min_rows: int, b: Baseline | None, profile: dict, seed: int = 0) -> tuple[dict, str]:
     "Per statistic, the reference chunks' (mean, std) for every chunk, as arrays: drawn at `size_grid` sizes from the baseline (else from the profile); the std widened by the reference mean's own sampling error."
     grid = size_grid(n, min_rows)
@@ -270,7 +270,7 @@ def chunk_spread(n, min_rows: int, b: Baseline | None, profile: dict, seed: int 
     out = {k: (np.array([spreads[i].get(k, (np.nan, np.nan))[0] for i in at]), np.array([spreads[i].get(k, (np.nan, np.nan))[1] for i in at]) * widen) for k in keys}
     return out, "; ".join(how for _, how in made)
 
-# %% ../nbs/10a_timeline.ipynb #e6384379
+# %% ../nbs/10a_timeline.ipynb #4da7ecc2
 STATUSES = ("ok", "warn", "alert")
 INSUFFICIENT = "insufficient data"
 SEVERITY = ("ok", INSUFFICIENT, "warn", "alert")
@@ -284,7 +284,7 @@ def worst(statuses) -> str:
     "The most severe of `statuses` ('ok' for none): alert, warn, insufficient data, ok."
     return max(statuses, key=SEVERITY.index, default="ok")
 
-# %% ../nbs/10a_timeline.ipynb #f9871c7b
+# %% ../nbs/10a_timeline.ipynb #b65e4cd7
 _WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(d|day|days|w|week|weeks|h|hour|hours)\s*", re.I)
 
 def outcome_window(text) -> pd.Timedelta | None:
@@ -301,7 +301,7 @@ def matured(ends, window: pd.Timedelta | None, as_of) -> np.ndarray | None:
     ends = pd.to_datetime(pd.Series(ends), utc=True)
     return (ends + window <= pd.Timestamp(as_of)).to_numpy()
 
-# %% ../nbs/10a_timeline.ipynb #16f424cb
+# %% ../nbs/10a_timeline.ipynb #3e3c0d40
 MIN_LABELLED = 50          # labelled rows a chunk needs (with both outcomes) for realised figures
 BAND_SIGMAS = 3.0          # the expected figures' band: this many standard deviations of the realised figure on reference chunks
 
@@ -313,7 +313,7 @@ def _noise(sp: dict, key: str, side: float, z: float) -> np.ndarray:
 def _fmt(v, pct: bool = False) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.1%}" if pct else f"{v:.3f}"
 
-# %% ../nbs/10a_timeline.ipynb #68b910f7
+# %% ../nbs/10a_timeline.ipynb #bda44d45
 def levels(values: dict, sp: dict, profile: dict, th, z: float, n, ref_decline: float | None, ref_rows: int) -> dict:
     "Every statistic's alert level per chunk: PSI warn/alert (fixed levels and noise), missing-rate noise, decline limits, performance floors, multivariate ceiling."
     out = {}
@@ -329,7 +329,7 @@ def levels(values: dict, sp: dict, profile: dict, th, z: float, n, ref_decline: 
         out["decline_rate"] = (np.clip(ref_decline - z * s, 0, 1), np.clip(ref_decline + z * s, 0, 1))
     return out
 
-# %% ../nbs/10a_timeline.ipynb #f340a188
+# %% ../nbs/10a_timeline.ipynb #ff601324
 def psi_findings(j: int, values: dict, lv: dict) -> tuple[list, list]:
     "Chunk `j`'s drifted features (the score is judged, never counted as a feature) and their findings."
     drifted, found = [], []
@@ -374,7 +374,7 @@ def multivariate_part(j: int, values: dict, lv: dict) -> tuple[dict | None, list
     alert = bool(np.isfinite(x) and np.isfinite(thr) and x > thr)
     return dict(value=x, threshold=thr, alert=alert), [("alert", "multivariate reconstruction error", f"{x:.3f} above {thr:.3f}")] if alert else []
 
-# %% ../nbs/10a_timeline.ipynb #4a01f71c
+# %% ../nbs/10a_timeline.ipynb #d83f0c7b
 def _none(x):
     "`x` as a float, None when it is NaN or missing."
     return float(x) if x is not None and np.isfinite(x) else None
@@ -414,7 +414,7 @@ def chunk_record(j: int, s: ChunkStats, values: dict, sp: dict, lv: dict, profil
                multivariate=mv and {k: _none(v) if k != "alert" else v for k, v in mv.items()})
     return rec | perf | dict(findings=[f"{sev}: {a} {b}" for sev, a, b in found]), found
 
-# %% ../nbs/10a_timeline.ipynb #bf00b9ca
+# %% ../nbs/10a_timeline.ipynb #a3c22059
 def timeline_section(s: ChunkStats, profile: dict, th, b: Baseline | None, starts, ends, ripe=None, seed: int = 0) -> tuple[list, list, dict]:
     "The timeline: one record per chunk judged against levels from reference chunks of the same size; its summary lines; how the levels were made."
     values = s.values(profile)
@@ -429,7 +429,7 @@ def timeline_section(s: ChunkStats, profile: dict, th, b: Baseline | None, start
                               f"(a stable book raises a false finding in at most 5% of reports of {looks:,} checks), PSI also against "
                               f"the fixed levels {th.psi_warn:g} (drifted) and {th.psi_alert:g} (alert)")
 
-# %% ../nbs/10a_timeline.ipynb #4ff192fb
+# %% ../nbs/10a_timeline.ipynb #892d3332
 SEGMENTS = ("loan_grade", "loan_intent", "age_band")
 MIN_SEGMENT_REFERENCE = 100
 
@@ -452,7 +452,7 @@ def segment_counts(seg: np.ndarray, k: int, codes: dict, sizes: dict) -> tuple[n
     s = np.where(np.asarray(seg) < 0, k, seg)
     return np.bincount(s, minlength=k + 1)[:k], {c: chunk_counts(v, s, k + 1, sizes[c])[:k] for c, v in codes.items()}
 
-# %% ../nbs/10a_timeline.ipynb #bbfd0050
+# %% ../nbs/10a_timeline.ipynb #b8e60af7
 def segment_noise(ref, n, draws: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "Per segment value (a row of the (values, slots) reference counts `ref`): mean and standard deviation of the PSI between two samples of its reference shares, one of its reference's rows and one of `n` rows."
     ref, n = np.asarray(ref, dtype="float64"), np.asarray(n, dtype="int64")
@@ -496,7 +496,7 @@ def segments_section(tables: dict, b: Baseline, th, seed: int = 0) -> dict:
         out[col] = {v: segment_record(i, col, n, counts, rn, rcounts, noise, th, z) for i, v in enumerate(values[col])}
     return out
 
-# %% ../nbs/10a_timeline.ipynb #52bdf842
+# %% ../nbs/10a_timeline.ipynb #1d21c3d5
 def overlap_section(hits: int | None, rows: int, b: Baseline | None) -> dict:
     "How many of the `rows` current rows (`hits`) are rows the model was trained (or tested) on, with a warning when any are."
     if b is None or b.seen_keys is None or hits is None: return dict(rows=None, share=None, warning=None, checked_against=None)
@@ -505,7 +505,7 @@ def overlap_section(hits: int | None, rows: int, b: Baseline | None) -> dict:
             "look better than on new applicants") if hits else None
     return dict(rows=int(hits), share=share, warning=warn, checked_against=b.seen_what)
 
-# %% ../nbs/10a_timeline.ipynb #247c0aa2
+# %% ../nbs/10a_timeline.ipynb #34a41790
 def _when(rec: dict) -> str:
     return f"{rec['start'][:10]} (chunk {rec['chunk']})" if rec.get("start") else f"chunk {rec['chunk']}"
 
@@ -520,17 +520,21 @@ def timeline_lines(records: list, found: list) -> list[tuple[str, str]]:
     lines = [(worst(e["sevs"]), f"{subject}: {e['n']} of {judged} chunks from {_when(e['first'])} ({e['detail']})") for subject, e in by.items()]
     return sorted(lines, key=lambda l: (-SEVERITY.index(l[0]), -int(l[1].split(": ", 1)[1].split(" of ")[0])))
 
-def segment_lines(segments: dict | None) -> list[tuple[str, str]]:
-    "One (severity, line) per segment value that drifted, worst first."
-    out = []
+def segment_lines(segments: dict | None, whole: set = frozenset()) -> list[tuple[str, str]]:
+    "One (severity, line) per feature that drifted inside segments, naming them, worst first; it says so when the whole book (`whole`: its drifted features) does not show it."
+    by = {}
     for col, vals in (segments or {}).items():
         for v, r in vals.items():
-            if r["status"] in ("warn", "alert"):
-                top = max(r["drifted"] or [c for c in r["psi"] if r["psi"][c] is not None], key=lambda c: r["psi"][c])
-                out.append((r["status"], f"segment {col} = {v}: {', '.join(r['drifted']) or 'the score'} drifted (PSI of {top} {r['psi'][top]:.3f}; {r['rows']:,} rows)"))
-    return sorted(out, key=lambda l: -SEVERITY.index(l[0]))
+            for f in r["drifted"]:
+                e = by.setdefault(f, dict(sevs=[], where={}, top=(0.0, "")))
+                e["sevs"].append(r["status"]); e["where"].setdefault(col, []).append(v)
+                e["top"] = max(e["top"], (r["psi"][f], f"{col} {v}"))
+    lines = [(worst(e["sevs"]), f"{f} drifted inside {sum(map(len, e['where'].values()))} segments ("
+              + "; ".join(f"{col} {', '.join(map(str, vs))}" for col, vs in e["where"].items())
+              + f"), most in {e['top'][1]} (PSI {e['top'][0]:.3f})" + ("" if f in whole else ": the whole book does not show it")) for f, e in by.items()]
+    return sorted(lines, key=lambda l: (-SEVERITY.index(l[0]), l[1]))
 
-# %% ../nbs/10a_timeline.ipynb #1d9079b4
+# %% ../nbs/10a_timeline.ipynb #3cfb6d12
 def current_stats(cur: pd.DataFrame, profile: dict, chunks, k: int, p, threshold: float, b: Baseline | None, y=None) -> tuple[ChunkStats, dict]:
     "The current rows' `ChunkStats` (pandas engine) and their slot codes."
     codes = slot_codes(profile, cur, p if p is not None and profile.get("score") else None)

@@ -175,7 +175,8 @@ def test_a_shift_inside_one_grade_is_flagged_on_that_segment(world, grade, facto
     assert seg["status"] in FLAGGED and "loan_amnt" in seg["drifted"] and seg["worst_feature"] == "loan_amnt", seg
     for g, r in grades.items():
         if g != grade: assert r["status"] not in FLAGGED and r["drifted"] == [], (g, r)
-    assert any(l.startswith(("warn: segment loan_grade = " + grade, "alert: segment loan_grade = " + grade)) for l in rep["summary"]["lines"]), rep["summary"]["lines"]
+    named = [l for l in rep["summary"]["lines"] if l.startswith(("warn: loan_amnt drifted inside", "alert: loan_amnt drifted inside"))]   # one line per feature, naming its segments
+    assert len(named) == 1 and f"(loan_grade {grade}" in named[0] and f"most in loan_grade {grade}" in named[0], rep["summary"]["lines"]
     print(f"{world['name']} grade {grade} x{factor}: segment PSI {seg['psi']['loan_amnt']:.3f}, whole window {rep['psi']['loan_amnt']:.3f} "
           f"({rep['psi_table']['loan_amnt']['verdict']})")
 
