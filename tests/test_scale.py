@@ -232,3 +232,59 @@ def test_unusable_input_same_line_on_both_engines(registry, spark, data, tmp_pat
         with pytest.raises(DataError) as e: drift_command(tmp_path / "timed.csv", since=since, until=until, out=tmp_path / "s", engine=drift_spark.SparkEngine(spark=spark), log=False)
         assert _one_line(e) == want and "internal" not in want, (since, until, want)
     assert not (tmp_path / "s").exists()
+
+
+def _same(a, b, at="report", tol=1e-9):
+    "`a` equals `b`: floats to `tol`, everything else exactly (dicts, lists, strings, ints, booleans, None)."
+    if isinstance(a, float) or isinstance(b, float):
+        assert isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool), (at, a, b)
+        assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol, (at, a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), (at, list(a), b if not isinstance(b, dict) else list(b))
+        for k in a: _same(a[k], b[k], f"{at}.{k}", tol)
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), (at, a, b)
+        for i, (x, y) in enumerate(zip(a, b)): _same(x, y, f"{at}[{i}]", tol)
+    else: assert a == b, (at, a, b)
+
+@pytest.fixture(scope="module")
+def timed(data, tmp_path_factory):
+    "30,000 rows scored over 10 days (shuffled in the file), a third of the outcomes not known yet, 300 rows the model was trained on, and from day 7 grade C's interest rates 3 points higher."
+    d = tmp_path_factory.mktemp("timed")
+    df = pd.concat([data["df"].head(29_700), synthesize(3000, seed=1, dirty=False).head(300)], ignore_index=True)   # the registry fixture trained on these
+    rng = np.random.default_rng(5)
+    df["scored_at"] = pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 10 * 86400, len(df)), unit="s")
+    late = (df.scored_at >= pd.Timestamp("2026-11-08", tz="UTC")) & (df.loan_grade == "C")
+    df.loc[late, "loan_int_rate"] += 3
+    df[TARGET] = df[TARGET].astype("float64").where(rng.uniform(size=len(df)) > 0.33)
+    df = df.sample(frac=1, random_state=1).reset_index(drop=True)
+    df.to_csv(d / "timed.csv", index=False)
+    return d / "timed.csv"
+
+@pytest.mark.parametrize("chunks", [dict(), dict(chunk_size=4_000)])
+def test_same_timeline(registry, spark, timed, tmp_path, chunks):
+    "Scored over 10 days with outcomes: both engines give the same chunking (a day a chunk by default, or by rows), timeline records, segments, overlap, summary and status."
+    kw = dict(log=False, outcome_window="2d", as_of="2026-11-10T00:00:00Z", **chunks)
+    started = time.perf_counter()
+    pdr = drift_command(current=timed, out=tmp_path / "p", **kw)
+    mid = time.perf_counter()
+    sp = drift_command(timed, out=tmp_path / "s", engine=drift_spark.SparkEngine(spark=spark), **kw)
+    print(f"\n{chunks or 'by day'}: pandas {mid - started:.1f} s, spark {time.perf_counter() - mid:.1f} s; {sp.message}")
+    a, b = sp.report, pdr.report
+    assert b["chunking"] == (dict(by="period", period="day", chosen="automatically: the finest period with enough rows a chunk") if not chunks
+                             else dict(by="rows", size=4000))
+    assert a["chunking"] == b["chunking"] and a["window"] == b["window"]
+    tb = b["timeline"]
+    assert len(tb) == (10 if not chunks else 8) and sum(r["rows"] for r in tb) == 30_000
+    if not chunks: assert [r["start"][:10] for r in tb] == [f"2026-11-{d:02d}" for d in range(1, 11)]
+    assert any(r["realised"]["roc_auc"] is not None for r in tb) and any(r["outcomes"]["matured"] is False for r in tb)
+    assert any("loan_int_rate" in r["drifted"] for r in tb) and all(r["multivariate"] is not None for r in tb)
+    _same(a["timeline"], tb, "timeline")
+    for r, q in zip(a["timeline"], tb):                    # the parts the issue names, to be explicit
+        assert (r["rows"], r["status"], r["drifted"], r["realised"], r["outcomes"]) == (q["rows"], q["status"], q["drifted"], q["realised"], q["outcomes"])
+    assert b["segments"]["loan_grade"]["C"]["status"] in ("warn", "alert") and "loan_int_rate" in b["segments"]["loan_grade"]["C"]["drifted"]
+    _same(a["segments"], b["segments"], "segments")
+    assert b["overlap"]["rows"] >= 200 and a["overlap"] == b["overlap"]
+    _same(a["summary"], b["summary"], "summary")
+    assert a["status"] == b["status"] and a["monitoring"] == b["monitoring"]
+    assert json.loads((tmp_path / "s" / "report.json").read_text())["timeline"][0]["rows"] == tb[0]["rows"]
