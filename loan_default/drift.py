@@ -38,7 +38,7 @@ from .timeline import (STATUSES, INSUFFICIENT, SEVERITY, verdict, worst, PSI_FLO
                                    timeline_lines, segment_lines,
                                    outcome_window, outcome_window as outcome_duration, matured)
 from .notify import check_webhook
-from .monitor_plots import report_context
+from .monitor_plots import report_context, RULE_WORDS
 
 
 # %% ../nbs/10_drift.ipynb #b90e04f4
@@ -309,7 +309,7 @@ def chart_section(pc: pd.DataFrame, p0: float, profile: dict, th: Thresholds = T
     elif j.beyond_limits.any():
         status = "alert"; reasons.append(f"predicted default rate beyond the control limits in {int(j.beyond_limits.sum())} of {len(j)} chunks")
     elif (recent.str.len() > 0).any():
-        status = "warn"; reasons.append(f"run rules broken in the last {th.recent_chunks} chunks: {', '.join(sorted(set(','.join(recent).split(',')) - {''}))}")
+        status = "warn"; reasons.append(f"run rules broken in the last {th.recent_chunks} chunks: {', '.join(RULE_WORDS[r] for r in sorted(set(','.join(recent).split(',')) - {''}))}")
     else: status = "ok"
     return dict(status=status, p0=p0, default_rate_reference=profile.get("default_rate"), sigmas=th.sigmas, min_rows=th.min_rows,
                 points=_records(pc)), reasons

@@ -6,23 +6,23 @@
 __all__ = ['PSI_FLOOR', 'SCORE', 'SCORE_BINS', 'MIN_SPLIT', 'MIN_DRAWS', 'MAX_DRAWS', 'MAX_DRAWN', 'STATUSES', 'INSUFFICIENT',
            'SEVERITY', 'MIN_LABELLED', 'BAND_SIGMAS', 'SEGMENTS', 'MIN_SEGMENT_REFERENCE', 'psi_rows', 'family_z',
            'slot_codes', 'slot_sizes', 'chunk_counts', 'score_edges', 'binned_auc', 'f1_from', 'ChunkStats',
-           'chunk_stats', 'add_outcomes', 'row_keys', 'overlap', 'reference_draws', 'Baseline', 'baseline',
-           'reference_values', 'spread', 'profile_values', 'size_grid', 'grid_at', 'chunk_spread', 'verdict', 'worst',
-           'outcome_window', 'matured', 'levels', 'psi_findings', 'quality_findings', 'decline_findings',
-           'performance_findings', 'multivariate_part', 'performance_part', 'chunk_record', 'timeline_section',
-           'segment_codes', 'segment_counts', 'segment_noise', 'segment_record', 'segment_tables', 'segments_section',
-           'overlap_section', 'timeline_lines', 'segment_lines', 'current_stats']
+           'chunk_stats', 'out_of_range_counts', 'add_outcomes', 'row_keys', 'overlap', 'reference_draws', 'Baseline',
+           'baseline', 'reference_values', 'spread', 'profile_values', 'size_grid', 'grid_at', 'chunk_spread',
+           'verdict', 'worst', 'outcome_window', 'matured', 'levels', 'psi_findings', 'quality_findings',
+           'decline_findings', 'performance_findings', 'multivariate_part', 'performance_part', 'chunk_record',
+           'timeline_section', 'segment_codes', 'segment_counts', 'segment_noise', 'segment_record', 'segment_tables',
+           'segments_section', 'overlap_section', 'timeline_lines', 'segment_lines', 'current_stats']
 
-# %% ../nbs/10a_timeline.ipynb #f859969f
+# %% ../nbs/10a_timeline.ipynb #56d71808
 import math, re
 from dataclasses import dataclass, field
 from statistics import NormalDist
 import numpy as np, pandas as pd
-from .schema import FEATURES, DataError
+from .schema import FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, COLUMN, DataError
 from .profile import bin_codes, n_slots, reference_shares
 from .fairness import age_band, AGE_BANDS
 
-# %% ../nbs/10a_timeline.ipynb #13caf9aa
+# %% ../nbs/10a_timeline.ipynb #58e6561b
 PSI_FLOOR = 1e-4
 
 def psi_rows(expected, actual, floor: float = PSI_FLOOR) -> np.ndarray:
@@ -35,12 +35,12 @@ def psi_rows(expected, actual, floor: float = PSI_FLOOR) -> np.ndarray:
         out = ((a - e) * np.log(a / e)).sum(axis=1)
     return np.where((at[:, 0] > 0) & (et[:, 0] > 0), out, np.nan)
 
-# %% ../nbs/10a_timeline.ipynb #714ef4ec
+# %% ../nbs/10a_timeline.ipynb #cdfeee63
 def family_z(looks: int, alpha: float = 0.05, floor: float = 3.0) -> float:
     "The z-score beyond which a stable book gives a false finding in at most `alpha` of reports making `looks` one-sided checks (Bonferroni); never under `floor`."
     return max(floor, NormalDist().inv_cdf(1 - alpha / max(int(looks), 1)))
 
-# %% ../nbs/10a_timeline.ipynb #c89f032b
+# %% ../nbs/10a_timeline.ipynb #e8dde58e
 SCORE = "score"
 
 def slot_codes(profile: dict, df: pd.DataFrame, scores=None) -> dict[str, np.ndarray]:
@@ -53,13 +53,13 @@ def slot_sizes(profile: dict) -> dict[str, int]:
     "How many slots each feature (and the score) has."
     return {c: n_slots(profile["features"][c]) for c in FEATURES} | {SCORE: n_slots(profile["score"])}
 
-# %% ../nbs/10a_timeline.ipynb #7f7a635a
+# %% ../nbs/10a_timeline.ipynb #f7abf4a0
 def chunk_counts(codes: np.ndarray, chunks: np.ndarray, n_chunks: int, slots: int, weights=None) -> np.ndarray:
     "A (n_chunks, slots) table: how many rows (or how much of `weights`) of each chunk fall in each slot."
     flat = np.asarray(chunks, dtype="int64") * slots + np.asarray(codes, dtype="int64")
     return np.bincount(flat, weights=weights, minlength=n_chunks * slots).reshape(n_chunks, slots)
 
-# %% ../nbs/10a_timeline.ipynb #8ee3aadf
+# %% ../nbs/10a_timeline.ipynb #51b14123
 SCORE_BINS = 1000
 
 def score_edges(reference_p, bins: int = SCORE_BINS) -> np.ndarray:
@@ -81,7 +81,7 @@ def f1_from(tp, fp, fn) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
 
-# %% ../nbs/10a_timeline.ipynb #9d68c0e0
+# %% ../nbs/10a_timeline.ipynb #241a4149
 @dataclass
 class ChunkStats:
     "Everything per chunk the timeline judges, as counts: an engine fills it, the report only reads it."
@@ -94,6 +94,7 @@ class ChunkStats:
     fp: np.ndarray | None = None
     fn: np.ndarray | None = None
     reconstruction: np.ndarray | None = None   # sum of row reconstruction errors (multivariate)
+    out_of_range: dict | None = None      # numeric feature -> values outside the contract's bounds per chunk
     labelled: np.ndarray | None = None    # rows with a known outcome, and among them: defaults,
     defaults: np.ndarray | None = None
     rpos: np.ndarray | None = None        # ROC tables (defaulters, payers per score bin)
@@ -108,6 +109,8 @@ class ChunkStats:
         for c, t in self.counts.items():
             out[f"psi.{c}"] = psi_rows(reference_shares(_entry(profile, c)), t)
             out[f"missing.{c}"] = t[:, -1] / np.maximum(self.n, 1)
+            if c in CATEGORICAL_FEATURES: out[f"unseen.{c}"] = t[:, -2] / np.maximum(self.n, 1)
+        for c, t in (self.out_of_range or {}).items(): out[f"out_of_range.{c}"] = t / np.maximum(self.n, 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.declined is not None: out["decline_rate"] = self.declined / self.n
             if self.pos is not None:
@@ -121,7 +124,7 @@ class ChunkStats:
 def _entry(profile: dict, name: str) -> dict:
     return profile["score"] if name == SCORE else profile["features"][name]
 
-# %% ../nbs/10a_timeline.ipynb #eb5349d9
+# %% ../nbs/10a_timeline.ipynb #afcc524d
 def chunk_stats(codes: dict, sizes: dict, chunks, n_chunks: int, p=None, threshold: float = 0.5, edges=None, errors=None) -> ChunkStats:
     "Count rows into chunks: slot counts per feature, declines and CBPE sums from probabilities `p`, reconstruction errors."
     chunks = np.asarray(chunks, dtype="int64")
@@ -136,7 +139,15 @@ def chunk_stats(codes: dict, sizes: dict, chunks, n_chunks: int, p=None, thresho
     if errors is not None: s.reconstruction = total(np.asarray(errors, dtype="float64"))
     return s
 
-# %% ../nbs/10a_timeline.ipynb #d34b161d
+def out_of_range_counts(df: pd.DataFrame, chunks, n_chunks: int) -> dict:
+    "Per numeric feature, how many values of each chunk lie outside the contract's bounds."
+    out = {}
+    for c in NUMERIC_FEATURES:
+        x = df[c].to_numpy("float64", na_value=np.nan)
+        out[c] = np.bincount(chunks, weights=((x < COLUMN[c].min) | (x > COLUMN[c].max)).astype("float64"), minlength=n_chunks)
+    return out
+
+# %% ../nbs/10a_timeline.ipynb #a266bf5e
 def add_outcomes(s: ChunkStats, chunks, n_chunks: int, p, y, threshold: float, edges) -> ChunkStats:
     "Add the labelled rows' counts to `s`: how many, defaults, ROC tables and confusion counts (rows with outcome NaN are not known yet)."
     y, p, chunks = (np.asarray(a) for a in (y, p, chunks))
@@ -149,7 +160,7 @@ def add_outcomes(s: ChunkStats, chunks, n_chunks: int, p, y, threshold: float, e
     s.rtp, s.rfp, s.rfn = total(pred * y), total(pred * (1 - y)), total(~pred * y)
     return s
 
-# %% ../nbs/10a_timeline.ipynb #243d14ee
+# %% ../nbs/10a_timeline.ipynb #a452aaed
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 def row_keys(df: pd.DataFrame, codes: dict) -> np.ndarray:
@@ -170,7 +181,7 @@ def overlap(keys: np.ndarray, seen: np.ndarray) -> np.ndarray:
     at = np.searchsorted(seen, keys).clip(max=len(seen) - 1) if len(seen) else np.zeros(len(keys), dtype="int64")
     return seen[at] == keys if len(seen) else np.zeros(len(keys), dtype=bool)
 
-# %% ../nbs/10a_timeline.ipynb #d96ac33a
+# %% ../nbs/10a_timeline.ipynb #0d10c0cf
 MIN_SPLIT, MIN_DRAWS, MAX_DRAWS, MAX_DRAWN = 20, 30, 100, 600_000
 
 def reference_draws(n_ref: int, size: int, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -181,7 +192,7 @@ def reference_draws(n_ref: int, size: int, seed: int = 0) -> tuple[np.ndarray, s
         return rng.permutation(n_ref)[:k * size].reshape(k, size), f"{k} disjoint chunks of {size:,} rows"
     return rng.integers(0, n_ref, (most, size)), f"{most} chunks of {size:,} rows drawn with replacement (the reference holds {n_ref:,} rows)"
 
-# %% ../nbs/10a_timeline.ipynb #9df9ef45
+# %% ../nbs/10a_timeline.ipynb #86a18393
 @dataclass
 class Baseline:
     "The reference rows prepared once for a report: slots, probabilities, outcomes, score bins, reconstruction errors."
@@ -216,7 +227,7 @@ def baseline(profile: dict, frame: pd.DataFrame, p, threshold: float, y=None, so
     return Baseline(profile, codes, p, threshold, None if y is None else np.asarray(y, dtype="float64"), score_edges(p), errors, rec, source,
                     keys, seen_what, segment_codes(frame))
 
-# %% ../nbs/10a_timeline.ipynb #3923bfa7
+# %% ../nbs/10a_timeline.ipynb #e6115efa
 def reference_values(b: Baseline, size: int, seed: int = 0) -> tuple[dict, str]:
     "Each statistic's values over reference chunks of `size` rows (`reference_draws`), and how the chunks were made."
     idx, how = reference_draws(b.rows, size, seed)
@@ -234,7 +245,7 @@ def spread(values: dict) -> dict[str, tuple[float, float]]:
         out[k] = (float(v.mean()), float(v.std(ddof=1))) if len(v) > 1 else (np.nan, np.nan)
     return out
 
-# %% ../nbs/10a_timeline.ipynb #0b6cce00
+# %% ../nbs/10a_timeline.ipynb #dad9a288
 def profile_values(profile: dict, size: int, draws: int = 200, seed: int = 0) -> tuple[dict, str]:
     "PSI and missing-rate values of chunks of `size` rows drawn from the profile's own shares, against a reference of the profile's row count also drawn: for a reference without rows."
     rng, rows, out = np.random.default_rng(seed), int(profile.get("rows") or 0), {}
@@ -246,7 +257,7 @@ def profile_values(profile: dict, size: int, draws: int = 200, seed: int = 0) ->
         out[f"psi.{c}"], out[f"missing.{c}"] = psi_rows(ref, cur) if rows else psi_rows(q, cur), cur[:, -1] / size
     return out, f"{draws} chunks of {size:,} rows drawn from the profile's shares (no reference rows)"
 
-# %% ../nbs/10a_timeline.ipynb #0fc579b6
+# %% ../nbs/10a_timeline.ipynb #20762e63
 def size_grid(n, min_rows: int) -> np.ndarray:
     "The chunk sizes to draw reference chunks at: the smallest judged size when all are within 10% of the median, else powers of the square root of 2 at or below each."
     n = np.asarray(n, dtype="int64"); judged = n[n >= min_rows]
@@ -259,7 +270,7 @@ def grid_at(n, grid) -> np.ndarray:
     "For each size in `n`, the index of the largest grid size at or below it (the first for smaller sizes)."
     return np.clip(np.searchsorted(grid, np.asarray(n), side="right") - 1, 0, len(grid) - 1)
 
-# %% ../nbs/10a_timeline.ipynb #74f0b525
+# %% ../nbs/10a_timeline.ipynb #a2bbe773
 def chunk_spread(n, min_rows: int, b: Baseline | None, profile: dict, seed: int = 0) -> tuple[dict, str]:
     "Per statistic, the reference chunks' (mean, std) for every chunk, as arrays: drawn at `size_grid` sizes from the baseline (else from the profile); the std widened by the reference mean's own sampling error."
     grid = size_grid(n, min_rows)
@@ -270,7 +281,7 @@ def chunk_spread(n, min_rows: int, b: Baseline | None, profile: dict, seed: int 
     out = {k: (np.array([spreads[i].get(k, (np.nan, np.nan))[0] for i in at]), np.array([spreads[i].get(k, (np.nan, np.nan))[1] for i in at]) * widen) for k in keys}
     return out, "; ".join(how for _, how in made)
 
-# %% ../nbs/10a_timeline.ipynb #4da7ecc2
+# %% ../nbs/10a_timeline.ipynb #50667e73
 STATUSES = ("ok", "warn", "alert")
 INSUFFICIENT = "insufficient data"
 SEVERITY = ("ok", INSUFFICIENT, "warn", "alert")
@@ -284,7 +295,7 @@ def worst(statuses) -> str:
     "The most severe of `statuses` ('ok' for none): alert, warn, insufficient data, ok."
     return max(statuses, key=SEVERITY.index, default="ok")
 
-# %% ../nbs/10a_timeline.ipynb #b65e4cd7
+# %% ../nbs/10a_timeline.ipynb #647713b9
 _WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(d|day|days|w|week|weeks|h|hour|hours)\s*", re.I)
 
 def outcome_window(text) -> pd.Timedelta | None:
@@ -301,7 +312,7 @@ def matured(ends, window: pd.Timedelta | None, as_of) -> np.ndarray | None:
     ends = pd.to_datetime(pd.Series(ends), utc=True)
     return (ends + window <= pd.Timestamp(as_of)).to_numpy()
 
-# %% ../nbs/10a_timeline.ipynb #3e3c0d40
+# %% ../nbs/10a_timeline.ipynb #f5b94a1d
 MIN_LABELLED = 50          # labelled rows a chunk needs (with both outcomes) for realised figures
 BAND_SIGMAS = 3.0          # the expected figures' band: this many standard deviations of the realised figure on reference chunks
 
@@ -313,7 +324,7 @@ def _noise(sp: dict, key: str, side: float, z: float) -> np.ndarray:
 def _fmt(v, pct: bool = False) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.1%}" if pct else f"{v:.3f}"
 
-# %% ../nbs/10a_timeline.ipynb #bda44d45
+# %% ../nbs/10a_timeline.ipynb #20f0ba70
 def levels(values: dict, sp: dict, profile: dict, th, z: float, n, ref_decline: float | None, ref_rows: int) -> dict:
     "Every statistic's alert level per chunk: PSI warn/alert (fixed levels and noise), missing-rate noise, decline limits, performance floors, multivariate ceiling."
     out = {}
@@ -329,7 +340,7 @@ def levels(values: dict, sp: dict, profile: dict, th, z: float, n, ref_decline: 
         out["decline_rate"] = (np.clip(ref_decline - z * s, 0, 1), np.clip(ref_decline + z * s, 0, 1))
     return out
 
-# %% ../nbs/10a_timeline.ipynb #ff601324
+# %% ../nbs/10a_timeline.ipynb #7bde1bcb
 def psi_findings(j: int, values: dict, lv: dict) -> tuple[list, list]:
     "Chunk `j`'s drifted features (the score is judged, never counted as a feature) and their findings."
     drifted, found = [], []
@@ -343,12 +354,17 @@ def psi_findings(j: int, values: dict, lv: dict) -> tuple[list, list]:
     return drifted, found
 
 def quality_findings(j: int, values: dict, lv: dict, profile: dict, th) -> list:
-    "Chunk `j`'s missing-rate findings: beyond the reference chunks' noise and up by more than the fixed levels."
+    "Chunk `j`'s data-quality findings: a missing rate beyond the reference chunks' noise and up by more than the fixed levels; unseen categories and values outside the contract above their fixed levels (the reference has none)."
     found = []
     for c in FEATURES:
         x, ref, noise = values[f"missing.{c}"][j], profile["features"][c]["missing_rate"], lv[f"missing.{c}"][j]
         if x > (noise if np.isfinite(noise) else -1) and x - ref > th.missing_warn:
             found.append((verdict(x - ref, th.missing_warn, th.missing_alert), f"missing rate of {c}", f"{x:.1%} (reference {ref:.1%})"))
+    for kind, warn, alert, what in (("unseen", th.unseen_warn, th.unseen_alert, "categories the reference never had"),
+                                    ("out_of_range", th.out_of_range_warn, th.out_of_range_alert, "values outside the contract")):
+        for k, v in values.items():
+            if k.startswith(kind + ".") and verdict(v[j], warn, alert) != "ok":
+                found.append((verdict(v[j], warn, alert), f"{what} in {k.split('.', 1)[1]}", f"{v[j]:.2%} of rows"))
     return found
 
 def decline_findings(j: int, values: dict, lv: dict) -> list:
@@ -374,7 +390,7 @@ def multivariate_part(j: int, values: dict, lv: dict) -> tuple[dict | None, list
     alert = bool(np.isfinite(x) and np.isfinite(thr) and x > thr)
     return dict(value=x, threshold=thr, alert=alert), [("alert", "multivariate reconstruction error", f"{x:.3f} above {thr:.3f}")] if alert else []
 
-# %% ../nbs/10a_timeline.ipynb #d83f0c7b
+# %% ../nbs/10a_timeline.ipynb #8b4da18b
 def _none(x):
     "`x` as a float, None when it is NaN or missing."
     return float(x) if x is not None and np.isfinite(x) else None
@@ -408,13 +424,15 @@ def chunk_record(j: int, s: ChunkStats, values: dict, sp: dict, lv: dict, profil
     rec = dict(chunk=j, start=start, end=end, rows=int(s.n[j]), status=worst([f[0] for f in found]) if judged else INSUFFICIENT,
                psi={k[4:]: _none(v[j]) for k, v in values.items() if k.startswith("psi.")}, drifted=drifted,
                psi_threshold={k[4:]: _none(lv[k][0][j]) for k in values if k.startswith("psi.")},
-               missing={c: _none(values[f"missing.{c}"][j]) for c in FEATURES}, quality=[f"{a} {b}" for _, a, b in quality] if judged else [],
+               missing={c: _none(values[f"missing.{c}"][j]) for c in FEATURES},
+               unseen={k[7:]: _none(v[j]) for k, v in values.items() if k.startswith("unseen.")},
+               out_of_range={k[13:]: _none(v[j]) for k, v in values.items() if k.startswith("out_of_range.")}, quality=[f"{a} {b}" for _, a, b in quality] if judged else [],
                decline_rate=_none(values["decline_rate"][j]) if "decline_rate" in values else None,
                decline_limits=[_none(lv["decline_rate"][0][j]), _none(lv["decline_rate"][1][j])] if "decline_rate" in lv else None,
                multivariate=mv and {k: _none(v) if k != "alert" else v for k, v in mv.items()})
     return rec | perf | dict(findings=[f"{sev}: {a} {b}" for sev, a, b in found]), found
 
-# %% ../nbs/10a_timeline.ipynb #a3c22059
+# %% ../nbs/10a_timeline.ipynb #bd048715
 def timeline_section(s: ChunkStats, profile: dict, th, b: Baseline | None, starts, ends, ripe=None, seed: int = 0) -> tuple[list, list, dict]:
     "The timeline: one record per chunk judged against levels from reference chunks of the same size; its summary lines; how the levels were made."
     values = s.values(profile)
@@ -429,7 +447,7 @@ def timeline_section(s: ChunkStats, profile: dict, th, b: Baseline | None, start
                               f"(a stable book raises a false finding in at most 5% of reports of {looks:,} checks), PSI also against "
                               f"the fixed levels {th.psi_warn:g} (drifted) and {th.psi_alert:g} (alert)")
 
-# %% ../nbs/10a_timeline.ipynb #892d3332
+# %% ../nbs/10a_timeline.ipynb #1b0a998a
 SEGMENTS = ("loan_grade", "loan_intent", "age_band")
 MIN_SEGMENT_REFERENCE = 100
 
@@ -452,7 +470,7 @@ def segment_counts(seg: np.ndarray, k: int, codes: dict, sizes: dict) -> tuple[n
     s = np.where(np.asarray(seg) < 0, k, seg)
     return np.bincount(s, minlength=k + 1)[:k], {c: chunk_counts(v, s, k + 1, sizes[c])[:k] for c, v in codes.items()}
 
-# %% ../nbs/10a_timeline.ipynb #b8e60af7
+# %% ../nbs/10a_timeline.ipynb #0c89dc03
 def segment_noise(ref, n, draws: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "Per segment value (a row of the (values, slots) reference counts `ref`): mean and standard deviation of the PSI between two samples of its reference shares, one of its reference's rows and one of `n` rows."
     ref, n = np.asarray(ref, dtype="float64"), np.asarray(n, dtype="int64")
@@ -496,7 +514,7 @@ def segments_section(tables: dict, b: Baseline, th, seed: int = 0) -> dict:
         out[col] = {v: segment_record(i, col, n, counts, rn, rcounts, noise, th, z) for i, v in enumerate(values[col])}
     return out
 
-# %% ../nbs/10a_timeline.ipynb #1d21c3d5
+# %% ../nbs/10a_timeline.ipynb #28deeee2
 def overlap_section(hits: int | None, rows: int, b: Baseline | None) -> dict:
     "How many of the `rows` current rows (`hits`) are rows the model was trained (or tested) on, with a warning when any are."
     if b is None or b.seen_keys is None or hits is None: return dict(rows=None, share=None, warning=None, checked_against=None)
@@ -505,7 +523,7 @@ def overlap_section(hits: int | None, rows: int, b: Baseline | None) -> dict:
             "look better than on new applicants") if hits else None
     return dict(rows=int(hits), share=share, warning=warn, checked_against=b.seen_what)
 
-# %% ../nbs/10a_timeline.ipynb #34a41790
+# %% ../nbs/10a_timeline.ipynb #f0054950
 def _when(rec: dict) -> str:
     return f"{rec['start'][:10]} (chunk {rec['chunk']})" if rec.get("start") else f"chunk {rec['chunk']}"
 
@@ -534,12 +552,13 @@ def segment_lines(segments: dict | None, whole: set = frozenset()) -> list[tuple
               + f"), most in {e['top'][1]} (PSI {e['top'][0]:.3f})" + ("" if f in whole else ": the whole book does not show it")) for f, e in by.items()]
     return sorted(lines, key=lambda l: (-SEVERITY.index(l[0]), l[1]))
 
-# %% ../nbs/10a_timeline.ipynb #3cfb6d12
+# %% ../nbs/10a_timeline.ipynb #90996180
 def current_stats(cur: pd.DataFrame, profile: dict, chunks, k: int, p, threshold: float, b: Baseline | None, y=None) -> tuple[ChunkStats, dict]:
     "The current rows' `ChunkStats` (pandas engine) and their slot codes."
     codes = slot_codes(profile, cur, p if p is not None and profile.get("score") else None)
     edges = b.edges if b is not None else score_edges(p[:: max(1, len(p) // 100_000)]) if p is not None else None
     errors = b.reconstruction.row_errors(cur[FEATURES]) if b is not None and b.reconstruction is not None else None
     s = chunk_stats(codes, slot_sizes(profile), chunks, k, p, threshold, edges, errors)
+    s.out_of_range = out_of_range_counts(cur, np.asarray(chunks, dtype="int64"), k)
     if y is not None and p is not None: add_outcomes(s, chunks, k, p, y, threshold, edges)
     return s, codes
