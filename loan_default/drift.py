@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_PERIODS', 'RULE_NAMES', 'WHERE', 'RAGGED_COL',
-           'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'PERIOD_WORDS', 'MIN_AUTO_CHUNKS', 'STORE_COLUMNS', 'DRIFT', 'FAIL_ON',
-           'PANDAS', 'shares', 'psi', 'Thresholds', 'overall_status', 'feature_counts', 'psi_table', 'value_facts',
-           'quality_row', 'quality_from_counts', 'quality_table', 'with_line_rules', 'contract_section',
+           'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'PERIOD_WORDS', 'MIN_AUTO_CHUNKS', 'AUTO_CHOSEN', 'STORE_COLUMNS', 'DRIFT',
+           'FAIL_ON', 'PANDAS', 'shares', 'psi', 'Thresholds', 'overall_status', 'feature_counts', 'psi_table',
+           'value_facts', 'quality_row', 'quality_from_counts', 'quality_table', 'with_line_rules', 'contract_section',
            'default_chunk_size', 'chunks_by_size', 'chunks_by_period', 'control_limits', 'western_electric',
            'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section', 'weighted_auc', 'bootstrap_scores',
            'expected_from_sums', 'expected_performance', 'realised_performance', 'judge_expected', 'enough_outcomes',
@@ -574,6 +574,7 @@ class DriftCounts:
 NO_TIME_ORDER = "no scored_at column: the rows of a file have no time order of their own, so they are compared as one sample"
 PERIOD_WORDS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
 MIN_AUTO_CHUNKS = 5
+AUTO_CHOSEN = "automatically: the finest period with enough rows a chunk"     # the chunking says so, on every engine
 
 def auto_period(start, end, rows: int, min_rows: int) -> str | None:
     "The finest of hour, day, week and month that cuts [`start`, `end`] into 5 to `MAX_POINTS` chunks of `min_rows` rows on average; None when none does."
@@ -591,7 +592,7 @@ def _chunk(df: pd.DataFrame, time_col: str | None, chunk_size: int | None, perio
     auto = None if period or chunk_size or not len(df) else auto_period(df[time_col].iloc[0], df[time_col].iloc[-1], len(df), th.min_rows)
     if period or auto:
         codes, starts = chunks_by_period(df[time_col], PERIOD_WORDS.get(str(period or auto).strip().lower(), period or auto))
-        return codes, [s.isoformat() for s in starts], dict(by="period", period=period or auto) | (dict(chosen="automatically: the finest period with enough rows a chunk") if auto else {})
+        return codes, [s.isoformat() for s in starts], dict(by="period", period=period or auto) | (dict(chosen=AUTO_CHOSEN) if auto else {})
     size = chunk_size or default_chunk_size(len(df), th.min_rows)
     return chunks_by_size(len(df), size, None if chunk_size else th.min_rows), None, dict(by="rows", size=int(size))
 
