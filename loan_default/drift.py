@@ -20,7 +20,7 @@ __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_
            'summary_line', 'alert_channel', 'PandasEngine', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
-import base64, io, json, math, re, sqlite3, time, warnings
+import json, math, re, sqlite3, time, warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from functools import cached_property
@@ -32,7 +32,7 @@ from .schema import (COLUMN, COLUMNS, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FE
                      check_schema, coerce, check_rows)
 from .profile import bin_counts, reference_shares, bin_labels, load_profile
 from .inference import SCORE, DECISION, ModelVersion, model_version, model_columns
-from .render import render_template, write_json
+from .render import render_template, write_json, inline_png
 from .timeline import (STATUSES, INSUFFICIENT, SEVERITY, verdict, worst, PSI_FLOOR, psi_rows, Baseline, baseline, current_stats,
                                    timeline_section, segments_section, segment_codes, segment_tables, slot_sizes, overlap_section, row_keys, overlap,
                                    timeline_lines, segment_lines,
@@ -806,13 +806,6 @@ def _clean(x):
     return x
 
 # %% ../nbs/10_drift.ipynb #d1f7a030
-def _png(fig):
-    "A figure as an inline PNG `<img>` (markup we made from bytes we drew: safe)."
-    from markupsafe import Markup
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return Markup(f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
-
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse;font-size:13px;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}.ok{color:#1a7f37}.warn{color:#b35900}.alert{color:#c00;font-weight:bold}
 .insufficient-data{color:#666;font-style:italic}.note{color:#555;font-size:13px}.badge{font-size:1.4em;padding:.2em .6em;border-radius:.3em;background:#f3f3f3}img{max-width:100%}"""
@@ -822,7 +815,7 @@ def report_html(report: dict) -> str:
     chart = report.get("control_chart")
     flagged = {str(pt["chunk"]): pt for pt in chart["points"] if pt["rules"]} if chart else {}
     columns = [k for k in ("start", "n", "predicted_rate", "lcl", "ucl", "realised_rate", "rules", "status") if chart and chart["points"] and k in chart["points"][0]]
-    plots = dict(psi=_png(plot_psi(report)), distributions=_png(plot_distributions(report)), chart=_png(plot_p_chart(report)) if chart else "")
+    plots = dict(psi=inline_png(plot_psi(report)), distributions=inline_png(plot_distributions(report)), chart=inline_png(plot_p_chart(report)) if chart else "")
     return render_template("drift_report.html", r=report, m=report.get("model") or {}, plots=plots, css=_CSS, flagged=flagged, flagged_columns=columns,
                            **report_context(report))
 

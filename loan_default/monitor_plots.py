@@ -13,6 +13,8 @@ import numpy as np, pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from .render import inline_png
+from .timeline import SEVERITY
 
 # %% ../nbs/10c_monitor_plots.ipynb #4abcd518
 def _num(v) -> float:
@@ -204,7 +206,6 @@ def plot_multivariate_timeline(report: dict):
 
 # %% ../nbs/10c_monitor_plots.ipynb #f29c2bf0
 def _rank(status) -> int:
-    from loan_default.drift import SEVERITY
     return SEVERITY.index(status) if status in SEVERITY else -1
 
 def segment_table(report: dict) -> pd.DataFrame:
@@ -238,14 +239,13 @@ def timeline_table(report: dict) -> pd.DataFrame:
 # %% ../nbs/10c_monitor_plots.ipynb #631ef370
 def timeline_plots(report: dict) -> dict:
     "The timelines as inline PNG `<img>` markup by name (features, performance, decline, multivariate); {} without a timeline."
-    from loan_default.drift import _png
     tl = report.get("timeline")
     if not tl: return {}
     figs = dict(features=plot_feature_timeline(report))
     if any(np.isfinite(_series(tl, k, m)).any() for k in ("expected", "realised") for m in _METRICS): figs["performance"] = plot_performance_timeline(report)
     if np.isfinite(_series(tl, "decline_rate")).any(): figs["decline"] = plot_decline_timeline(report)
     figs["multivariate"] = plot_multivariate_timeline(report)
-    return {k: _png(f) for k, f in figs.items() if f is not None}
+    return {k: inline_png(f) for k, f in figs.items() if f is not None}
 
 # %% ../nbs/10c_monitor_plots.ipynb #803a36b0
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -13,13 +13,13 @@ from dataclasses import dataclass, asdict
 from urllib.parse import urlsplit, urlunsplit
 import requests
 from .schema import DataError
+from .timeline import SEVERITY, INSUFFICIENT
 
 # %% ../nbs/10d_notify.ipynb #53637409
 LEVELS = ("warn", "alert")
 
 def should_notify(status: str, level: str) -> bool:
     "True when `status` is at least as severe as `level` ('warn' or 'alert'); 'insufficient data' never notifies."
-    from loan_default.drift import SEVERITY, INSUFFICIENT
     if level not in LEVELS: raise ValueError(f"level must be one of {', '.join(LEVELS)} (got {level!r})")
     if status not in SEVERITY: raise ValueError(f"status must be one of {', '.join(SEVERITY)} (got {status!r})")
     return status != INSUFFICIENT and SEVERITY.index(status) >= SEVERITY.index(level)
