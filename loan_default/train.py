@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['MIN_ROWS', 'MIN_PER_CLASS', 'SPLIT_SHARES', 'CANDIDATES', 'SHIPPED_CANDIDATE', 'MAX_TREES', 'EARLY_STOPPING_ROUNDS',
            'CV_FOLDS', 'SEARCH_SPACE', 'DEFAULT_PARAMS', 'CONSTRAINT_POLICIES', 'MONOTONE', 'UNUSED',
-           'ORDERED_CATEGORIES', 'POLICY_TEXT', 'N_JOBS', 'AS_GOOD', 'THRESHOLD_POLICIES', 'TRUSTED_TYPES',
-           'training_frame', 'split_data', 'sample_params', 'policy_params', 'fit_params', 'make_classifier',
-           'cross_validate', 'search', 'best_config', 'fit_calibrator', 'apply_calibrator', 'choose_calibration',
-           'f1_threshold', 'profit', 'cost_threshold', 'choose_threshold', 'evaluate', 'CreditModel',
-           'UntrustedModelError', 'save_model', 'load_model', 'feature_importance', 'make_plots', 'TrainResult',
-           'constraint_record', 'train_model']
+           'ORDERED_CATEGORIES', 'POLICY_TEXT', 'MONOTONE_METHOD', 'N_JOBS', 'AS_GOOD', 'THRESHOLD_POLICIES',
+           'TRUSTED_TYPES', 'training_frame', 'split_data', 'sample_params', 'policy_params', 'fit_params',
+           'make_classifier', 'cross_validate', 'search', 'best_config', 'fit_calibrator', 'apply_calibrator',
+           'keeps_order', 'choose_calibration', 'f1_threshold', 'profit', 'cost_threshold', 'choose_threshold',
+           'evaluate', 'CreditModel', 'UntrustedModelError', 'save_model', 'load_model', 'feature_importance',
+           'make_plots', 'TrainResult', 'constraint_record', 'train_model']
 
 # %% ../nbs/06_train.ipynb #96bee19f
 import json, time, warnings
@@ -116,11 +116,13 @@ def _check_policy(constraints: str) -> str:
     return constraints
 
 # %% ../nbs/06_train.ipynb #a12c0004
+MONOTONE_METHOD = "basic"   # the one LightGBM method whose bounds guarantee monotone scores (see above)
+
 def policy_params(candidate: str, constraints: str = "policy") -> dict:
     "The constructor parameters that make `candidate` keep the credit policy (none under `constraints='none'`)."
     if _check_policy(constraints) == "none": return {}
     if candidate == "lightgbm":
-        return dict(monotone_constraints=[MONOTONE.get(f, 0) for f in MODEL_FEATURES], monotone_constraints_method="advanced",
+        return dict(monotone_constraints=[MONOTONE.get(f, 0) for f in MODEL_FEATURES], monotone_constraints_method=MONOTONE_METHOD,
                     feature_contri=[0.0 if f in UNUSED else 1.0 for f in MODEL_FEATURES])
     return dict(monotonic_cst={f: d for f, d in MONOTONE.items() if f not in ORDERED_CATEGORIES} | {f: 1 for f in UNUSED})
 
@@ -217,20 +219,29 @@ def apply_calibrator(calibrator, p: np.ndarray) -> np.ndarray:
     z = _logit(p)[:, 0] * calibrator.coef_[0, 0] + calibrator.intercept_[0]
     return 1.0 / (1.0 + np.exp(-z))
 
+# %% ../nbs/06_train.ipynb #736e12f8
+def keeps_order(calibrator) -> bool:
+    "True when `calibrator` (or None) never puts a higher raw probability below a lower one."
+    if calibrator is None: return True
+    if isinstance(calibrator, IsotonicRegression): return bool(calibrator.increasing_)
+    return bool(calibrator.coef_[0, 0] > 0)
+
 # %% ../nbs/06_train.ipynb #742152ef
 def _scores(y, p): return dict(brier=float(skm.brier_score_loss(y, p)), log_loss=float(skm.log_loss(y, np.clip(p, _EPS, 1 - _EPS), labels=[0, 1])))
 
 def choose_calibration(p: np.ndarray, y: np.ndarray, seed: int = 42, folds: int = 5) -> tuple:
-    "(calibrator or None, record): the method that lowers cross-validated Brier and log loss on validation, if any."
+    "(calibrator or None, record): the order-keeping method that lowers cross-validated Brier and log loss on validation, if any."
     record = dict(none=_scores(y, p))
     for method in ("isotonic", "sigmoid"):
         oof = np.empty(len(p))
         for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p.reshape(-1, 1), y):
             oof[b] = apply_calibrator(fit_calibrator(method, p[a], y[a]), p[b])
         record[method] = _scores(y, oof)
-    better = [m for m in ("isotonic", "sigmoid") if record[m]["brier"] < record["none"]["brier"] and record[m]["log_loss"] < record["none"]["log_loss"]]
+    fitted = {m: fit_calibrator(m, p, y) for m in ("isotonic", "sigmoid")}
+    better = [m for m in fitted if keeps_order(fitted[m]) and record[m]["brier"] < record["none"]["brier"]
+              and record[m]["log_loss"] < record["none"]["log_loss"]]
     method = min(better, key=lambda m: record[m]["brier"]) if better else "none"
-    calibrator = None if method == "none" else fit_calibrator(method, p, y)
+    calibrator = fitted.get(method)
     return calibrator, dict(method=method, before=record["none"], after=record[method], cross_validated=record)
 
 # %% ../nbs/06_train.ipynb #bb5fa201
