@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 from sklearn.metrics import roc_auc_score
 from loan_default.features import ApplicantFeatures, MODEL_FEATURES, derived_features, raw_features
 from loan_default.schema import CATEGORICAL_FEATURES, FEATURES, TARGET
-from loan_default.train import DEFAULT_PARAMS, MONOTONE, ORDERED_CATEGORIES, UNUSED, split_data, training_frame
+from loan_default.train import DEFAULT_PARAMS, MONOTONE, MONOTONE_METHOD, ORDERED_CATEGORIES, UNUSED, split_data, training_frame
 from lightgbm import LGBMClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ OPTIONS = {   # name: (monotone constraints, features the trees may not use, cat
 def fit(X, y, monotone, unused, ordered, trees, learning_rate):
     clf = LGBMClassifier(n_estimators=trees, subsample_freq=1, random_state=42, n_jobs=1, verbose=-1,
                          **DEFAULT_PARAMS["lightgbm"] | dict(learning_rate=learning_rate),
-                         monotone_constraints=[monotone.get(f, 0) for f in MODEL_FEATURES], monotone_constraints_method="advanced",
+                         monotone_constraints=[monotone.get(f, 0) for f in MODEL_FEATURES], monotone_constraints_method=MONOTONE_METHOD,
                          feature_contri=[0.0 if f in unused else 1.0 for f in MODEL_FEATURES])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
