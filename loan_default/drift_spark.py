@@ -224,9 +224,10 @@ def _slot_sums(names: list[str], sizes: dict) -> list:
     return [F.sum(F.when(F.col(f"_s_{c}") == j, 1).otherwise(0)).alias(f"{c}__{j}") for c in names for j in range(sizes[c])]
 
 def _chunk_sums_timeline(threshold: float, cols: list[str]) -> list:
-    "Per chunk: declines and expected TP/FP/FN (`timeline.chunk_stats`), summed errors, overlap hits, and the labelled rows' counts (`timeline.add_outcomes`)."
+    "Per chunk: declines and expected TP/FP/FN (`timeline.chunk_stats`), summed errors, overlap hits, the labelled rows' counts (`timeline.add_outcomes`), values outside the contract (`timeline.out_of_range_counts`)."
     from pyspark.sql import functions as F
     out, p, y = [], F.col(SCORE), F.col(TARGET)
+    out += [F.sum(((F.col(c) < COLUMN[c].min) | (F.col(c) > COLUMN[c].max)).cast("double")).alias(f"oor_{c}") for c in NUMERIC_FEATURES]
     if SCORE in cols:
         pred = p >= threshold
         out += [F.sum(pred.cast("double")).alias("declined"), F.sum(F.when(pred, p).otherwise(0.0)).alias("tp"),
@@ -264,6 +265,9 @@ def _stats(rows: pd.DataFrame, k: int, names: list[str], sizes: dict, bins: dict
     for c in _SCALARS:
         if c in rows: v = np.zeros(k); v[rows._chunk.to_numpy("int64")] = rows[c].fillna(0).to_numpy("float64"); setattr(s, c, v)
     if s.labelled is not None: s.labelled = s.labelled.astype("int64")
+    s.out_of_range = {}
+    for c in NUMERIC_FEATURES:
+        v = np.zeros(k); v[rows._chunk.to_numpy("int64")] = rows[f"oor_{c}"].fillna(0).to_numpy("float64"); s.out_of_range[c] = v
     return s
 
 def spark_chunk_stats(chunked, profile: dict, threshold: float, b: Baseline | None = None, edges=None) -> tuple[ChunkStats, dict | None, int | None]:
