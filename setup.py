@@ -35,7 +35,7 @@ setup(
     python_requires=f">={c['min_python']}",
     packages=find_packages(include=[c["lib_name"], f"{c['lib_name']}.*"]),
     include_package_data=True,
-    package_data={c["lib_name"]: ["templates/*"]},
+    package_data={c["lib_name"]: ["templates/*", "static/*", "static/*/*"]},   # static: the API docs' assets (serve.STATIC_DIR)
     cmdclass={"build_py": build_py_with_jobs},
     install_requires=_split("requirements"),
     extras_require={"dev": _split("dev_requirements"), "spark": _split("spark_requirements")},
