@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['STAGING', 'PRODUCTION', 'PREVIOUS_TAG', 'REGISTRATION_TAG', 'PENDING', 'COMPLETE', 'OPERATION_TAG', 'STEPS',
            'FINISHED', 'GateResult', 'evaluate_gates', 'gate_tags', 'fairness_gates', 'score_on_split',
-           'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration', 'register',
-           'Moved', 'promote', 'rollback', 'model_versions']
+           'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration',
+           'model_description', 'ui_link', 'version_description', 'register', 'Moved', 'promote', 'rollback',
+           'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
 import fcntl, hashlib, os, signal, tempfile
@@ -261,6 +262,76 @@ def _create_version(client: MlflowClient, name: str, run, tags: dict) -> str:
         if created_model: client.delete_registered_model(name)
         raise
 
+# %% ../nbs/07_registry.ipynb #b14b0002
+def model_description(name: str) -> str:
+    "The registered model's description: what it predicts, what goes in and out, how a version gets in and moves on."
+    return "\n".join([
+        f"**{name}**: the probability that a loan applicant defaults (`loan_default`). Each version is a model logged by a training "
+        "run: the 11 raw applicant columns in, `probability_of_default` and `predicted_default` (at the version's own threshold) out.",
+        "",
+        "A version is registered only when it passes the gates on its own test split: minimum F1 and ROC AUC, the age rule, the "
+        "lowest adverse impact ratio when a minimum is set, and no worse than @production on the same rows. Registering sets "
+        "@staging; `loan-default promote` moves it to @production, `loan-default rollback` moves @production back.",
+        "",
+        "Each version's description gives its gate outcome, its figures and links to its model card and training run."])
+
+def ui_link(experiment_id: str, run_id: str, path: str | None = None) -> str:
+    "The MLflow UI's address of run `run_id` (or of its artifact `path`), relative to the UI's own page."
+    return f"#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{path}" if path else "")
+
+# %% ../nbs/07_registry.ipynb #b14b0005
+def _num(x, digits: int = 4) -> str: return "n/a" if x is None else f"{float(x):.{digits}f}"
+
+def _gate_lines(g: dict) -> list[str]:
+    "The comparison with @production and the fair-lending figures of gate figures `g`, as bullet lines."
+    out = []
+    if g.get("champion_version") is not None:
+        out.append(f"- **Against @production version {g['champion_version']}** on this run's test split (tolerance {_num(g.get('tolerance'), 3)}): "
+                   f"ROC AUC {_num(g.get('challenger_roc_auc_on_split'))} vs {_num(g.get('champion_roc_auc_on_split'))}, "
+                   f"F1 {_num(g.get('challenger_f1_on_split'))} vs {_num(g.get('champion_f1_on_split'))}.")
+    else: out.append("- **No @production version** to compare with when it was registered.")
+    if g.get("age_rule_rows") is not None:
+        air = f"; lowest adverse impact ratio {_num(g.get('lowest_air'), 3)} ({g.get('lowest_air_group')})" if g.get("lowest_air") is not None else ""
+        floor = f", minimum {_num(g['min_air'], 2)}" if g.get("min_air") is not None else ""
+        out.append(f"- **Fair lending:** age rule broken for {int(float(g.get('age_rule_violations') or 0)):,} of "
+                   f"{int(float(g['age_rule_rows'])):,} applicants{air}{floor}.")
+    return out
+
+def version_description(gates: GateResult, metrics: dict, threshold, run_link: str, card: dict | None = None) -> str:
+    "A version's description (markdown): gate outcome, test figures, @production comparison, fair lending, model card and run links."
+    g, card = gates.figures, card or {}
+    head = "**Gates passed.**" if gates.passed else f"**Gates failed:** {'; '.join(gates.reasons) or 'see the gate.* tags'}."
+    if "html" in card:
+        card_line = f"- **Model card:** [HTML]({card['html'][1]}) (`{card['html'][0]}`)" + (f", [markdown]({card['markdown'][1]})" if "markdown" in card else "") + "."
+    else: card_line = f"- **Model card:** not written ({card.get('error') or 'no model_card.* tags'})."
+    return "\n".join([head, "",
+        f"- **Test split:** ROC AUC {_num(metrics.get('test_roc_auc'))} (minimum {_num(g.get('min_roc_auc'), 2)}), "
+        f"F1 {_num(metrics.get('test_f1'))} (minimum {_num(g.get('min_f1'), 2)}), Brier score {_num(metrics.get('test_brier'))}, "
+        f"decision threshold {_num(threshold, 3)}.",
+        *_gate_lines(g), card_line,
+        f"- **Training run:** [{run_link.rsplit('/', 1)[-1]}]({run_link}): its description names the data and the chosen model."])
+
+# %% ../nbs/07_registry.ipynb #b14b0008
+def _card_links(client: MlflowClient, tags: dict) -> dict:
+    "{'html'|'markdown': (runs:/ URI, UI link)} from a version's `model_card.*` tags, or {'error': why} when the card failed."
+    from loan_default.model_card import CARD_TAGS   # as in _attach_model_card
+    out = {"error": tags["model_card.error"]} if "model_card.error" in tags else {}
+    for kind, key in CARD_TAGS.items():
+        if not (uri := tags.get(key, "")).startswith("runs:/"): continue
+        run_id, _, path = uri.removeprefix("runs:/").partition("/")
+        try: out[kind] = (uri, ui_link(client.get_run(run_id).info.experiment_id, run_id, path))
+        except MlflowException: out[kind] = (uri, uri)
+    return out
+
+def _describe(client: MlflowClient, name: str, version: str, run, gates: GateResult) -> None:
+    "Write version `version`'s description, and the registered model's when it has none."
+    mv = client.get_model_version(name, version)
+    text = version_description(gates, run.data.metrics, run.data.params.get("threshold"), ui_link(run.info.experiment_id, run.info.run_id),
+                               _card_links(client, mv.tags))
+    client.update_model_version(name, version, description=text)
+    if not (client.get_registered_model(name).description or "").strip():
+        client.update_registered_model(name, description=model_description(name))
+
 # %% ../nbs/07_registry.ipynb #c5a0e007
 def _state(mv) -> str:
     "A version's registration: `pending` until register did every step, else `complete` (versions from before the tag count as complete)."
@@ -295,10 +366,11 @@ def _superseded_by(client: MlflowClient, name: str, version: str) -> str | None:
     return newer[-1] if newer else None
 
 def _complete_registration(client: MlflowClient, name: str, mv, run, limits: dict, gates: GateResult | None = None):
-    "Gates (unless just evaluated), model card, @staging (unless superseded), then `registration=complete`; returns (gates, superseded_by)."
+    "Gates (unless just evaluated), model card, descriptions, @staging (unless superseded), then `registration=complete`; returns (gates, superseded_by)."
     version = str(mv.version)
     gates = gates or _ensure_gates(client, name, mv, run, limits)
     _ensure_model_card(client, name, version); _step("register.model-card")
+    _describe(client, name, version, run, gates)
     if (newer := _superseded_by(client, name, version)) is None:
         client.set_registered_model_alias(name, STAGING, version); _step("register.staging")
     client.set_model_version_tag(name, version, REGISTRATION_TAG, COMPLETE)
@@ -358,7 +430,9 @@ def _register(client, run_id, name, experiment, min_f1, min_roc_auc, tolerance, 
     if (op := _operation(client, name)) is not None: raise _unfinished(name, op)
     mv = _version_of_run(client, name, rid)
     if mv is not None and _state(mv) == COMPLETE:
-        return Registration(name, str(mv.version), rid, False, _gates_from_tags(mv.tags))
+        gates = _gates_from_tags(mv.tags)
+        if gates is not None and not (mv.description or "").strip(): _describe(client, name, str(mv.version), run, gates)   # registered before descriptions
+        return Registration(name, str(mv.version), rid, False, gates)
     created, gates = mv is None, None
     if created:
         gates = _gates(client, run, name, **limits)
