@@ -49,8 +49,12 @@ check-sync: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/docs.py
 
+## make lab: JupyterLab on the notebooks (http://localhost:8888/lab); Jupyter's own options in LAB_ARGS, e.g. in a container
+##   make lab LAB_ARGS="--ip 0.0.0.0 --port 8888 --no-browser"
+## As root (a container), Jupyter refuses to start without --allow-root: it is added when `id -u` is 0.
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## make lock: re-pin the whole resolved set after changing requirements in settings.ini
 lock:

@@ -7,14 +7,65 @@ __all__ = ['promote', 'rollback', 'cli', 'validate', 'stats', 'synth', 'train', 
            'DriftAlarm', 'score', 'main', 'run_cli']
 
 # %% ../nbs/90_cli.ipynb #c26b2263
-import os, sys
+import functools, os, shutil, sys
 from pathlib import Path
 import click
-from .config import ConfigError, get_settings, given, resolved
+from .config import ConfigError, get_settings, given, resolved, setting_text
 from .schema import DataError
+
+# %% ../nbs/90_cli.ipynb #f2b3074b
+class _SettingOption(click.Option):
+    "An option standing for setting `setting`: `None` when left out; help shows the setting's current value and variable."
+    def __init__(self, param_decls=None, *, setting: str, shown: str = "{}", note: str = "", **attrs):
+        super().__init__(param_decls, default=None, **attrs)
+        self.setting, self.shown, self.note = setting, shown, note
+
+    def get_help_extra(self, ctx):
+        return super().get_help_extra(ctx) | {"default": setting_text(self.setting, self.shown) + self.note}
+
+def _setting_option(*decls, setting: str, **attrs):
+    "`click.option` for an option that stands for a setting (`shown` frames its value, `note` follows the variable)."
+    return click.option(*decls, cls=_SettingOption, setting=setting, **attrs)
+
+# %% ../nbs/90_cli.ipynb #ab5e2da6
+def _either(words) -> str: return " or ".join(words)
+
+class _OutFile(click.Path):
+    "An output file whose suffix (one of `suffixes`) names the format it is written in; any other suffix is a usage error."
+    def __init__(self, *suffixes: str):
+        super().__init__(path_type=Path)
+        self.suffixes = suffixes
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if Path(path).suffix not in self.suffixes:
+            self.fail(f"{os.fspath(value)!r} must end in {_either(self.suffixes)}", param, ctx)
+        return path
+
+# %% ../nbs/90_cli.ipynb #6c3bfc82
+def _model_option(command):
+    "`--model NAME`, the registered model (`LD_MODEL_NAME` when left out); `--name NAME`, its old spelling, hidden from help."
+    @functools.wraps(command)
+    def with_old_spelling(*args, old_model_name=None, **kw):
+        if kw.get("model_name") is None: kw["model_name"] = old_model_name
+        return command(*args, **kw)
+    with_old_spelling = click.option("--name", "old_model_name", default=None, hidden=True,
+                                     help="The old spelling of --model")(with_old_spelling)
+    return _setting_option("--model", "model_name", setting="model_name", help="Registered model name")(with_old_spelling)
+
+# %% ../nbs/90_cli.ipynb #ed512f9c
+def _command_hint(name: str) -> str:
+    "How to type console script `name` (installed beside this Python) so that it runs: `name` if PATH finds it, else its path."
+    script = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == script.resolve(): return name
+    try: return str(script.relative_to(Path.cwd()))
+    except ValueError: return str(script)
 
 # %% ../nbs/90_cli.ipynb #7cd4bdba
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loan_default", prog_name="loan-default", message="%(prog)s %(version)s",
+                      help="Show the installed version of loan_default and exit")
 def cli():
     "Loan-default prediction: validate, describe, synthesize, train, register, promote, roll back, run jobs, serve, monitor drift."
 
@@ -22,8 +73,8 @@ def cli():
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for clean, rejected and duplicate rows and report.json")
-@click.option("--max-reject-share", type=click.FloatRange(0, 1), default=None, help="Fail above this share of rejected rows [default: LD_MAX_REJECT_SHARE, 0.05]")
-@click.option("--clean-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@_setting_option("--max-reject-share", type=click.FloatRange(0, 1), setting="max_reject_share", help="Fail above this share of rejected rows")
+@click.option("--clean-format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True, help="Format of the clean rows' file")
 @click.option("--unlabeled", is_flag=True, help="Accept a file without loan_status (data to be scored)")
 def validate(data, out, max_reject_share, clean_format, unlabeled):
     "Check a file against the data contract; quarantine the rows that break it."
@@ -36,7 +87,7 @@ def validate(data, out, max_reject_share, clean_format, unlabeled):
 # %% ../nbs/90_cli.ipynb #e6072f80
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet file")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="JSON file to write")
+@click.option("--out", "out", required=True, type=_OutFile(".json"), help="JSON file to write (.json)")
 def stats(data, out):
     "Describe a dataset: counts, missing values, quantiles, category frequencies, default rates."
     from loan_default.validate import load_typed
@@ -46,9 +97,9 @@ def stats(data, out):
 
 # %% ../nbs/90_cli.ipynb #1e199893
 @cli.command()
-@click.option("--rows", type=click.IntRange(1), default=30_000, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="CSV, or parquet by suffix")
+@click.option("--rows", type=click.IntRange(1), default=30_000, show_default=True, help="Rows to write")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed: the same seed writes the same rows")
+@click.option("--out", "out", required=True, type=_OutFile(".csv", ".parquet"), help="File to write: CSV (.csv) or parquet (.parquet)")
 @click.option("--shift", type=click.Choice(["income", "grade_mix", "new_category", "missing"]), default=None,
               help="Write a shifted population, for drift tests")
 @click.option("--clean", is_flag=True, help="No duplicates or impossible rows")
@@ -66,15 +117,14 @@ def _checked_settings(**options):
     check_tracking()
     return s
 
-_model_option = click.option("--name", "model_name", default=None, help="Registered model name [default: LD_MODEL_NAME]")
-
 # %% ../nbs/90_cli.ipynb #23f4b357
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Labelled CSV or parquet file")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Run folder [default: runs/<timestamp>]")
-@click.option("--time-budget", "time_budget_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds for the search [default: LD_TIME_BUDGET_S]")
-@click.option("--seed", type=int, default=None, help="Split and search seed [default: LD_SEED]")
-@click.option("--threshold-policy", type=click.Choice(["f1", "cost"]), default=None, help="[default: LD_THRESHOLD_POLICY]")
+@_setting_option("--out", "out", type=click.Path(path_type=Path), setting="runs_dir", shown="{}/<timestamp>", help="Run folder")
+@_setting_option("--time-budget", "time_budget_s", type=click.FloatRange(min=0, min_open=True), setting="time_budget_s", help="Seconds for the search")
+@_setting_option("--seed", type=int, setting="seed", help="Split and search seed")
+@_setting_option("--threshold-policy", type=click.Choice(["f1", "cost"]), setting="threshold_policy",
+                 help="How the decision threshold is chosen on validation data: maximise F1, or the expected cost")
 def train(data, out, time_budget_s, seed, threshold_policy):
     "Validate, describe and train on a file; log the run (model, metrics, plots) to MLflow."
     from loan_default.pipeline import new_run_dir
@@ -137,7 +187,7 @@ def _param_value(text: str):
 @cli.command(context_settings={"ignore_unknown_options": False})
 @click.argument("job")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE", help="A job parameter (repeatable)")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Folder for the executed notebook [default: runs/<timestamp>]")
+@_setting_option("--out", "out", type=click.Path(path_type=Path), setting="runs_dir", shown="{}/<timestamp>", help="Folder for the executed notebook")
 def run(job, params, out):
     "Run one job notebook (validate, stats, train, register) with papermill."
     from loan_default.pipeline import run_job, job_path, new_run_dir
@@ -154,11 +204,11 @@ def _pipeline_registration(reg: dict) -> str:
     return f"registered {where} as @staging"
 
 @cli.command()
-@click.option("--data", "data", default=None, type=click.Path(path_type=Path),
-              help="Training data [default: LD_DATA_PATH if it exists, else synthetic data]")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Run folder [default: runs/<timestamp>]")
-@click.option("--time-budget", "time_budget_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds for the search [default: LD_TIME_BUDGET_S]")
-@click.option("--seed", type=int, default=None, help="Split and search seed [default: LD_SEED]")
+@_setting_option("--data", "data", type=click.Path(path_type=Path), setting="data_path", note=" if it exists, else synthetic data",
+                 help="Training data")
+@_setting_option("--out", "out", type=click.Path(path_type=Path), setting="runs_dir", shown="{}/<timestamp>", help="Run folder")
+@_setting_option("--time-budget", "time_budget_s", type=click.FloatRange(min=0, min_open=True), setting="time_budget_s", help="Seconds for the search")
+@_setting_option("--seed", type=int, setting="seed", help="Split and search seed")
 def pipeline(data, out, time_budget_s, seed):
     "The whole pipeline: validate, describe, train and register (job notebooks, executed into the run folder)."
     from loan_default.pipeline import run_pipeline
@@ -168,24 +218,26 @@ def pipeline(data, out, time_budget_s, seed):
     t, reg = run.train["test"], run.registration
     click.echo(f"test split: ROC AUC {t['roc_auc']:.4f}, F1 {t['f1']:.4f}, Brier {t['brier']:.4f} (run {run.train['run_id']})")
     click.echo(_pipeline_registration(reg))
-    where = "mlflow ui" if not uri.startswith("http") else uri
-    click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {where}"
-               + (" (run it in this folder, then open http://127.0.0.1:5000)" if where == "mlflow ui" else ""))
+    ui = uri if uri.startswith("http") else f"`{_command_hint('mlflow')} ui` in this folder, then http://127.0.0.1:5000"
+    click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {ui}")
 
 # %% ../nbs/90_cli.ipynb #dda17682
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container)")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--name", "model_name", default=None, help="Registered model [default: LD_MODEL_NAME]")
-@click.option("--alias", "serve_alias", default=None, help="Alias to follow [default: LD_SERVE_ALIAS, production]")
-@click.option("--version", "serve_version", default=None, help="Serve this version and ignore the alias")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="[default: LD_SERVE_LOG_LEVEL, info]")
+@_setting_option("--port", "serve_port", type=click.IntRange(1, 65535), setting="serve_port", help="Port to listen on")
+@_model_option
+@_setting_option("--alias", "serve_alias", setting="serve_alias", help="Alias to follow")
+@_setting_option("--version", "serve_version", setting="serve_version", help="Serve this version and ignore the alias")
+@_setting_option("--log-level", "serve_log_level", type=click.Choice(["debug", "info", "warning", "error"]), setting="serve_log_level",
+                 help="Log level of each worker")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="uvicorn worker processes: each loads the model and follows the alias; they share the SQLite prediction log; /metrics is per worker")
-def serve(host, port, model_name, serve_alias, serve_version, log_level, workers):
+def serve(host, serve_port, model_name, serve_alias, serve_version, serve_log_level, workers):
     "Serve POST /predict over HTTP from the registered model (hot-swapped when its alias moves)."
     from loan_default.serve import serve as run_service
-    run_service(host, port, log_level=log_level, workers=workers, **given(model_name=model_name, serve_alias=serve_alias, serve_version=serve_version))
+    port = resolved(serve_port=serve_port).serve_port
+    run_service(host, port, log_level=serve_log_level, workers=workers,
+                **given(model_name=model_name, serve_alias=serve_alias, serve_version=serve_version))
 
 # %% ../nbs/90_cli.ipynb #6d4b734a
 @cli.command()
@@ -193,8 +245,8 @@ def serve(host, port, model_name, serve_alias, serve_version, log_level, workers
 @click.option("--from-store", default=None, help="SQLAlchemy URL of the prediction store [e.g. sqlite:///predictions.db]")
 @click.option("--since", default=None, help="Store window start, UTC (e.g. 2026-11-01)")
 @click.option("--until", default=None, help="Store window end, UTC, exclusive")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Report folder [default: runs/<timestamp>/drift]")
-@click.option("--model", "model_name", default=None, help="Registered model [default: LD_MODEL_NAME]")
+@_setting_option("--out", "out", type=click.Path(path_type=Path), setting="runs_dir", shown="{}/<timestamp>/drift", help="Report folder")
+@_model_option
 @click.option("--alias", default="production", show_default=True, help="Alias whose version is the reference")
 @click.option("--version", "version", default=None, help="Model version (instead of the alias)")
 @click.option("--profile", type=click.Path(path_type=Path), default=None, help="A reference_profile.json, to run without the registry")
@@ -206,11 +258,14 @@ def serve(host, port, model_name, serve_alias, serve_version, log_level, workers
 @click.option("--fail-on", type=click.Choice(["warn", "alert"]), default=None, help="Exit non-zero at this status or worse")
 @click.option("--notify", default=None, help="Webhook URL: POST a JSON summary (Slack-compatible) when the status reaches --fail-on [default level: alert]")
 @click.option("--no-log", is_flag=True, help="Do not log the run to MLflow")
-@click.option("--experiment", default="loan-default-drift", show_default=True)
+@click.option("--update-version", is_flag=True,
+              help="Monitoring of production: record this run's status on the model version (drift.last_status and the other drift.* tags); "
+                   "without it a run leaves the version's tags alone")
+@click.option("--experiment", default="loan-default-drift", show_default=True, help="MLflow experiment the drift run is logged to")
 @click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True, help="Where the counts are computed")
-@click.option("--master", default=None, help="Spark master URL [default: LD_SPARK_MASTER, local[*]]")
+@_setting_option("--master", setting="spark_master", help="Spark master URL (with --engine spark)")
 def drift(current, from_store, since, until, out, model_name, alias, version, profile, threshold, chunk_size, period, outcome_window, as_of,
-          fail_on, notify, no_log, experiment, engine, master):
+          fail_on, notify, no_log, update_version, experiment, engine, master):
     "Drift and performance of current data against the serving model's reference: report.json, report.html, MLflow."
     from loan_default.pipeline import new_run_dir
     s = resolved(model_name=model_name)
@@ -220,8 +275,8 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
     out = Path(out) if out else new_run_dir(s.runs_dir) / "drift"
     kw = dict(current=current, since=since, until=until, out=out, model=s.model_name, alias=alias, version=version,
               profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, outcome_window=outcome_window, as_of=as_of,
-              fail_on=fail_on, notify=notify, log=not no_log,
-              experiment=experiment)
+              fail_on=fail_on, notify=notify, log=not no_log, experiment=experiment)
+    if update_version: kw["update_version"] = True
     from loan_default.drift import drift_command
     from loan_default.drift_spark import drift_engine
     res = drift_command(**kw, from_store=from_store, engine=drift_engine(engine, master))
@@ -234,11 +289,11 @@ class DriftAlarm(DataError):
 # %% ../nbs/90_cli.ipynb #16e07337
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="CSV or parquet of applications")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Parquet file (pandas) or folder (spark)")
-@click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True)
-@click.option("--master", default=None, help="Spark master URL [default: LD_SPARK_MASTER, local[*]]")
-@click.option("--model", "model_name", default=None, help="Registered model [default: LD_MODEL_NAME]")
-@click.option("--alias", default="production", show_default=True)
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Parquet file (.parquet) with --engine pandas, a folder with spark")
+@click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True, help="Where the rows are scored")
+@_setting_option("--master", setting="spark_master", help="Spark master URL (with --engine spark)")
+@_model_option
+@click.option("--alias", default="production", show_default=True, help="Alias whose version scores the rows")
 @click.option("--version", "version", default=None, help="Model version (instead of the alias)")
 @click.option("--reasons", type=click.Choice(["declines", "all"]), is_flag=False, flag_value="declines", default=None,
               help="Add reasons (JSON) per row: `--reasons` gives each decline its 1-4 principal reasons (approvals none); `--reasons all` also gives approvals their risk factors")
@@ -247,6 +302,8 @@ class DriftAlarm(DataError):
 def score(data, out, engine, master, model_name, alias, version, reasons, chunk_rows, no_progress):
     "Score a file with the registered model: application_id, probability_of_default, predicted_default, decision (reasons)."
     from loan_default.scale import score_command
+    if engine == "pandas" and out.suffix != ".parquet":
+        raise click.BadParameter(f"{str(out)!r} must end in .parquet with --engine pandas", ctx=click.get_current_context(), param_hint="'--out'")
     s = _checked_settings(model_name=model_name)
     res = score_command(data, out, engine=engine, master=master, model=s.model_name, alias=alias,
                         version=version, reasons=reasons or "none", chunk_rows=chunk_rows, progress=False if no_progress else None)
@@ -273,13 +330,25 @@ def _quiet_libraries() -> None:
         import warnings
         warnings.filterwarnings("ignore", module=r"(mlflow|sklearn|lightgbm|pydantic|skops|papermill|pandas)(\.|$)")
 
+def _usage_line(e: click.UsageError, argv: list[str]) -> str:
+    "A usage mistake in one line: the command, what is wrong, and the help to read."
+    named = next((a for a in argv if a in cli.commands), None)          # click leaves out the context of some mistakes
+    where = e.ctx.command_path if e.ctx else "loan-default" + (f" {named}" if named else "")
+    what = " ".join(e.format_message().split()).rstrip(".")
+    help = _command_hint("loan-default") + where.removeprefix("loan-default") + " --help"
+    return f"error: {where}: {what[:1].lower() + what[1:]} (see {help})"
+
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())    # `loan-default` alone (click 8.2+): its help, not an error line
+
 def main(argv=None):
     "Entry point of the `loan-default` console script."
     _quiet_libraries()
     try:
         cli.main(args=argv, prog_name="loan-default", standalone_mode=False)
     except click.exceptions.Exit as e: sys.exit(e.exit_code)
-    except click.ClickException as e: e.show(); sys.exit(e.exit_code)
+    except _NO_ARGS as e: e.show(); sys.exit(e.exit_code)
+    except click.UsageError as e: click.echo(_usage_line(e, sys.argv[1:] if argv is None else argv), err=True); sys.exit(e.exit_code)
+    except click.ClickException as e: click.echo(f"error: {_one_line(e.format_message())}", err=True); sys.exit(e.exit_code)
     except (click.Abort, KeyboardInterrupt): click.echo("error: interrupted", err=True); sys.exit(130)
     except (DataError, ConfigError) as e: click.echo(f"error: {_one_line(e)}", err=True); sys.exit(1)
     except OSError as e:
@@ -298,7 +367,6 @@ def _last_resort(e: BaseException) -> str:
     if type(e).__module__.startswith("mlflow"): return f"error: MLflow: {_one_line(e)}"
     return (f"error: internal error ({type(e).__name__}: {_one_line(e)}); this is a bug in loan-default, please report it "
             "(LD_TRACEBACK=1 shows the traceback)")
-
 
 # %% ../nbs/90_cli.ipynb #5032001c
 def run_cli(*args) -> tuple[int, str]:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FAULT_ENV', 'MLFLOW_VARIABLES', 'Settings', 'ConfigError', 'get_settings', 'crash_point', 'given', 'resolved',
-           'settings_table']
+           'setting_text', 'settings_table']
 
 # %% ../nbs/00_config.ipynb #9f7699ae
 import os, signal
@@ -54,6 +54,8 @@ class _RunSettings(BaseSettings):
 # %% ../nbs/00_config.ipynb #1b02c2ae
 class _ServeSettings(BaseSettings):
     "The prediction service."
+    serve_port: int = Field(8000, ge=1, le=65535,
+        description="Port the prediction service listens on (`.venv/bin/loan-default serve --port` overrides it); the docs server (`tools/docs.py --serve`) uses 8001")
     serve_alias: str = Field("production", description="Alias the service follows")
     serve_version: str | None = Field(None, description="Serve this version and ignore the alias (unset: follow the alias)")
     serve_poll_s: float = Field(30.0, gt=0, description="Seconds between checks of where the alias points")
@@ -70,7 +72,7 @@ class _ServeSettings(BaseSettings):
     prediction_store: str = Field("sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log; a SQLite file is put in WAL mode")
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = Field("FULL", description="SQLite `synchronous` of the prediction log: FULL fsyncs the log at every commit, so a 200 survives a power cut; NORMAL only a crash of the process")
     serve_log_level: Literal["debug", "info", "warning", "error"] = Field("info",
-        description="Log level of the service (`loan-default serve --log-level` sets it for each worker of `--workers N`)")
+        description="Log level of the service (`.venv/bin/loan-default serve --log-level` sets it for each worker of `--workers N`)")
     serve_store_check_s: float = Field(1.0, gt=0, description="Seconds between checks of the prediction store file while idle, and between retries while it cannot be written")
 
     @field_validator("sqlite_synchronous", mode="before")
@@ -153,6 +155,22 @@ def resolved(settings: Settings | None = None, **values) -> Settings:
     "`settings` (default: the current ones) with each of `values` that is not `None` in the field of the same name."
     if settings is None: return get_settings(**given(**values))
     return get_settings(**(settings.model_dump() | given(**values)))
+
+# %% ../nbs/00_config.ipynb #8d8eddf4
+def _value_text(v) -> str:
+    "A setting's value as a help text shows it: `120` for 120.0, `unset` for None, `true` for True."
+    if v is None or v == "": return "unset"
+    if isinstance(v, bool): return str(v).lower()
+    if isinstance(v, float): return f"{v:g}"
+    return str(v)
+
+def setting_text(name: str, shown: str = "{}") -> str:
+    "What setting `name` resolves to now, with its variable: `120 (LD_TIME_BUDGET_S)`; `shown` frames the value."
+    var = f"LD_{name.upper()}"
+    if name not in Settings.model_fields: raise KeyError(f"no setting named {name!r}")
+    try: value = getattr(get_settings(), name)
+    except ConfigError: return var
+    return f"{shown.format(_value_text(value))} ({var})"
 
 # %% ../nbs/00_config.ipynb #8461da57
 MLFLOW_VARIABLES = {

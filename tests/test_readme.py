@@ -45,3 +45,56 @@ def test_no_module_reads_an_ld_variable_around_the_settings():
         hits = re.findall(read + r"[\"'](LD_\w+)", text) + [c for c in consts if re.search(read + rf"{c}\b", text)]
         if hits: found[name] = hits
     assert found == {}
+
+def _code_spans(text: str) -> list[str]:
+    "The inline code and the lines of code blocks of a markdown text (table escapes `\\|` undone)."
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.M | re.S))
+    return [s.replace("\\|", "|").strip() for s in inline + [l for b in blocks for l in b.splitlines()]]
+
+def test_readme_commands_work_as_printed():
+    "After `make run`, `loan-default` and `mlflow` are not on PATH: the README types them as `.venv/bin/...` (or make)."
+    spans = _code_spans((ROOT / "README.md").read_text())
+    bare = [s for s in spans if re.match(r"(loan-default|mlflow|jupyter|nbdev_\w+|pytest) ", s)]
+    assert len(spans) > 50 and bare == []
+
+def test_readme_loan_default_commands_and_options_exist():
+    "Every `.venv/bin/loan-default COMMAND --option` in the README names a command and options it has (not hidden ones)."
+    import click
+    from loan_default.cli import cli
+    wrong = []
+    for s in _code_spans((ROOT / "README.md").read_text()):
+        if not s.startswith(".venv/bin/loan-default"): continue
+        words = s.split()[1:]
+        command = cli.commands.get(words[0]) if words and not words[0].startswith("-") else cli
+        if command is None: wrong.append(s); continue
+        opts = {"-h", "--help"} | {o for p in command.params if isinstance(p, click.Option) and not p.hidden for o in p.opts}
+        wrong += [f"{s}: {w}" for w in (w.strip("[]") for w in words) if w.startswith("-") and w not in opts]
+    assert wrong == []
+
+def test_readme_make_targets_exist():
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    used = {m for s in _code_spans((ROOT / "README.md").read_text()) for m in re.findall(r"^make ([\w-]+)", s)}
+    assert {"run", "test", "lab", "docs", "export"} <= used and sorted(used - targets) == []
+
+def test_make_lab_runs_as_root_and_takes_lab_args():
+    r = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab", "LAB_ARGS=--ip 0.0.0.0 --no-browser"],
+                       cwd=ROOT, capture_output=True, text=True)
+    line = [l for l in r.stdout.splitlines() if "jupyter lab" in l]
+    assert r.returncode == 0 and len(line) == 1 and line[0].endswith("--ip 0.0.0.0 --no-browser"), r.stdout + r.stderr
+    import os
+    assert ("--allow-root" in line[0]) == (os.getuid() == 0)
+
+def test_ci_workflow_and_badge():
+    "GitHub runs `bash .ci/run` on pushes and pull requests, the README shows its badge, and the docs publish only after it passed."
+    import yaml
+    wf = lambda name: yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    ci, docs = wf("ci.yaml"), wf("docs.yaml")
+    on = lambda w: w.get("on", w.get(True))                      # YAML 1.1 reads the key `on` as True
+    assert ci["name"] == "ci" and {"push", "pull_request"} <= set(on(ci))
+    steps = [s.get("run", "") for job in ci["jobs"].values() for s in job["steps"]]
+    assert "bash .ci/run" in steps
+    assert set(on(docs)) == {"workflow_run"} and on(docs)["workflow_run"]["workflows"] == ["ci"]
+    assert "conclusion == 'success'" in docs["jobs"]["build"]["if"] and docs["jobs"]["deploy"]["needs"] == "build"
+    readme = (ROOT / "README.md").read_text()
+    assert "/actions/workflows/ci.yaml/badge.svg" in readme[:600]
