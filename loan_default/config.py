@@ -55,7 +55,7 @@ class _RunSettings(BaseSettings):
 class _ServeSettings(BaseSettings):
     "The prediction service."
     serve_port: int = Field(8000, ge=1, le=65535,
-        description="Port the prediction service listens on (`.venv/bin/loan-default serve --port` overrides it); the docs server (`tools/docs.py --serve`) uses 8001")
+        description="Port the prediction service listens on (`.venv/bin/loan-default serve --port` overrides it); the docs server (`.venv/bin/python tools/docs.py --serve`) uses 8001")
     serve_alias: str = Field("production", description="Alias the service follows")
     serve_version: str | None = Field(None, description="Serve this version and ignore the alias (unset: follow the alias)")
     serve_poll_s: float = Field(30.0, gt=0, description="Seconds between checks of where the alias points")
