@@ -230,9 +230,11 @@ def change_log_section(facts: dict, previous: tuple[str, dict] | None, version: 
     if previous is None: return Section(title, [f"**First version**: version {text(version)} is the first of this registered model."])
     v, prev = previous
     if not prev: return Section(title, [f"Previous version {text(v)}: its training run cannot be read, so nothing can be compared."])
-    body = [f"Against version {text(v)} (training run {code(prev['run_id'])}). Test figures are each version's own test split: "
-            + ("**the data changed**, so they were not measured on the same rows." if prev["tags"].get("data.sha256") != facts["tags"].get("data.sha256")
-               else "the data is the same file, so they were.")]
+    digests = [f["tags"].get("data.sha256", "unknown") for f in (prev, facts)]
+    same = ("the data is not identified (no SHA-256), so whether they were measured on the same rows is unknown." if "unknown" in digests else
+            "the data is the same file, so they were measured on the same rows." if digests[0] == digests[1] else
+            "**the data changed**, so they were not measured on the same rows.")
+    body = [f"Against version {text(v)} (training run {code(prev['run_id'])}). Test figures are each version's own test split: {same}"]
     return Section(title, body, ["", f"version {text(v)}", f"version {text(version)}", "change"], change_rows(facts, prev))
 
 # %% ../nbs/11_model_card.ipynb #76bfc0ea
