@@ -7,10 +7,10 @@ __all__ = ['EXAMPLE_APPLICANTS', 'ApplicationId', 'Applicant', 'ReasonsMode', 'M
            'PREDICTIONS', 'OUTCOMES', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH',
            'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS', 'EXAMPLE_ANSWER', 'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES',
            'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR',
-           'DOCS_ASSETS', 'WORKER_HEALTHCHECK_S', 'PredictRequest', 'json_response', 'error_response', 'input_problems',
-           'problems_message', 'applicant_columns', 'ServedVersion', 'load_served', 'ModelUnavailable',
-           'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file', 'store_engine',
-           'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
+           'DOCS_ASSETS', 'DOCS_POLICY', 'WORKER_HEALTHCHECK_S', 'PredictRequest', 'json_response', 'error_response',
+           'input_problems', 'problems_message', 'applicant_columns', 'ServedVersion', 'load_served',
+           'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file',
+           'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
            'record_predictions', 'record_prediction_batches', 'record_outcomes', 'ServiceMetrics', 'new_id',
            'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body',
            'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason',
@@ -1149,10 +1149,17 @@ def _add_admin(app: FastAPI, manager: ModelManager) -> None:
 # %% ../nbs/09_serve.ipynb #d0c5a1e2
 STATIC_DIR = Path(str(resources.files("loan_default") / "static"))
 DOCS_ASSETS = {"swagger-ui": "5.35.0", "redoc": "2.5.4"}       # the npm versions copied there (its README.md)
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+               "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'")
 
 def _under_root(request: Request, path: str) -> str:
     "`path` under the root path the service is mounted at (a proxy may serve it under a prefix)."
     return request.scope.get("root_path", "").rstrip("/") + path
+
+def _own_only(page: Response) -> Response:
+    "`page` with `DOCS_POLICY`: the browser fetches nothing from another host, whatever the page's scripts ask for."
+    page.headers["Content-Security-Policy"] = DOCS_POLICY
+    return page
 
 def _add_docs(app: FastAPI) -> None:
     "`/docs` (Swagger UI) and `/redoc` (ReDoc) built from the copies mounted at `/static`: the pages load nothing from another host."
@@ -1161,15 +1168,16 @@ def _add_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request):
-        return get_swagger_ui_html(openapi_url=_under_root(request, app.openapi_url), title=f"{app.title}: Swagger UI",
-                                   swagger_js_url=asset(request, "swagger-ui/swagger-ui-bundle.js"), swagger_css_url=asset(request, "swagger-ui/swagger-ui.css"),
-                                   swagger_favicon_url=asset(request, "swagger-ui/favicon-32x32.png"), swagger_ui_parameters={"validatorUrl": None})
+        return _own_only(get_swagger_ui_html(
+            openapi_url=_under_root(request, app.openapi_url), title=f"{app.title}: Swagger UI",
+            swagger_js_url=asset(request, "swagger-ui/swagger-ui-bundle.js"), swagger_css_url=asset(request, "swagger-ui/swagger-ui.css"),
+            swagger_favicon_url=asset(request, "swagger-ui/favicon-32x32.png"), swagger_ui_parameters={"validatorUrl": None}))
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request):
-        return get_redoc_html(openapi_url=_under_root(request, app.openapi_url), title=f"{app.title}: ReDoc",
-                              redoc_js_url=asset(request, "redoc/redoc.standalone.js"), redoc_favicon_url=asset(request, "swagger-ui/favicon-32x32.png"),
-                              with_google_fonts=False)
+        return _own_only(get_redoc_html(
+            openapi_url=_under_root(request, app.openapi_url), title=f"{app.title}: ReDoc", redoc_js_url=asset(request, "redoc/redoc.standalone.js"),
+            redoc_favicon_url=asset(request, "swagger-ui/favicon-32x32.png"), with_google_fonts=False))
 
 # %% ../nbs/09_serve.ipynb #b09d63f0
 def _settle_heap(*_) -> None:
