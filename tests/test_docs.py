@@ -1,6 +1,7 @@
 """The docs site (`make docs`, tools/docs.py): built from the notebooks into a temporary folder, every notebook a page,
-no broken internal link, nothing loaded from the network, and a real browser (headless Chromium) that shows the home
-page, a stage page with its plots, and search results.
+no broken internal link, nothing loaded from the network, source links to real lines, the CLI and the settings as their
+users see them, tables that render, the jobs in run order; and a real browser (headless Chromium) that shows the home
+page, a stage page with its plots, and search results, served and from disk.
 
 The browser tests skip when Chromium, its driver or selenium is missing, unless LD_REQUIRE_BROWSER=1 (CI sets it):
 then they fail. Debian: `apt-get install -y chromium chromium-driver`.
@@ -69,6 +70,65 @@ def test_align_heading_ids():
     assert '<h1 id="a-b">' in out and '<h2 id="step">Step<a class="anchor-link" href="#step">' in out and '<h2 id="step_1">' in out
     assert docs.align_heading_ids(html.replace('<h2 id="step">Step</h2>', "")) == html.replace('<h2 id="step">Step</h2>', "")  # counts differ: untouched
 
+def test_table_pipes_and_remote_images():
+    row = "| Monitoring | `--fail-on warn\\|alert`, `--x` | a\\|b |"
+    assert docs.table_pipes(row) == "| Monitoring | <code>--fail-on warn&#124;alert</code>, `--x` | a\\|b |"
+    assert docs.table_pipes("not a row: `a\\|b`") == "not a row: `a\\|b`"           # outside tables: as written
+    assert docs.offline_images("[![ci](https://g.io/b.svg)](https://g.io/ci) ![plot](p.png)") == "[ci](https://g.io/ci) ![plot](p.png)"
+
+def test_keep_intro():
+    from execnb.nbio import mk_cell
+    from fastcore.basics import AttrDict
+    nb = AttrDict(cells=[mk_cell("# Job: train\nTrains a model\non the clean rows.\n\nMore text.", "markdown"), mk_cell("x = 1")])
+    docs.keep_intro(nb)
+    assert [c.source for c in nb.cells] == ["# Job: train\n> Trains a model on the clean rows.", "More text.", "x = 1"]
+    nb = AttrDict(cells=[mk_cell("# Drift\n> PSI and charts.\n\nWhy we bin.", "markdown")])
+    docs.keep_intro(nb)                                     # a summary already: the rest is a cell of its own
+    assert [c.source for c in nb.cells] == ["# Drift\n> PSI and charts.", "Why we bin."]
+
+def test_job_rank_is_run_order():
+    jobs = ["drift", "register", "stats", "train", "validate", "zeta"]
+    assert sorted(jobs, key=docs.job_rank) == ["validate", "stats", "train", "register", "drift", "zeta"]
+
+def test_click_entry():
+    import click
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    def tool(): "A tool."
+    @tool.command()
+    @click.option("--out", required=True, type=click.Path(), help="File to write")
+    @click.option("--level", type=click.Choice(["warn", "alert"]), default="warn", help="Status <at least>")
+    @click.option("--old-name", hidden=True)
+    @click.argument("job")
+    def check(out, level, old_name, job): "Check a thing."
+    md = docs.click_entry(check, "check", root=tool)
+    assert md.startswith("### check\n\n```\nUsage: ") and " check [OPTIONS] JOB" in md and "Check a thing." in md
+    assert "| <code>--out</code> | PATH | required | File to write |" in md
+    assert "| <code>--level</code> | [warn&#124;alert] | warn | Status &lt;at least&gt; |" in md   # the pipe cannot end the cell
+    assert "--old-name" not in md and "--help" not in md                                   # hidden; --help said in the group
+    group = docs.click_entry(tool, "tool", root=tool)
+    assert "[<code>check</code>](#check) | Check a thing. |" in group and "<code>-h</code>, <code>--help</code>" in group
+
+def test_settings_entry():
+    from pydantic import Field
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+    class Demo(BaseSettings):
+        "Demo settings."
+        model_config = SettingsConfigDict(env_prefix="XY_")
+        share: float = Field(0.05, ge=0, le=1, description="A share | of rows")
+        where: str | None = Field(None, description="A `path|url`")
+    md = docs.settings_entry(Demo, "Demo")
+    assert "| <code>XY_SHARE</code> | <code>float</code> ≥ 0, ≤ 1 | <code>0.05</code> | A share &#124; of rows |" in md
+    assert "| <code>XY_WHERE</code> | <code>str &#124; None</code> | unset | A <code>path&#124;url</code> |" in md
+    assert "_case_sensitive" not in md and "_env_file" not in md
+
+def test_source_line_of_a_command_made_by_a_call():
+    from loan_default import cli
+    path, line = docs.source_line(cli.promote, "promote", cli)
+    assert path == ROOT / "loan_default" / "cli.py" and path.read_text().splitlines()[line - 1].startswith("promote = ")
+    path, line = docs.source_line(cli.validate, "validate", cli)    # a decorated command: its first decorator
+    assert path.read_text().splitlines()[line - 1].startswith("@cli.command")
+    assert docs.source_line(len) is None                             # not this project's
+
 # -- the built files ---------------------------------------------------------------------------------------------------
 
 def test_every_notebook_has_a_page(site):
@@ -104,6 +164,83 @@ def test_api_reference_for_every_exported_function(site):
 def test_plots_are_in_the_pages(site):
     html = (site / "train.html").read_text(encoding="utf-8")
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 5    # ROC, PR, calibration, scores, importance
+
+_SOURCE_LINK = re.compile(r'<a\b(?=[^>]*\bclass="nbdev-source")[^>]*\bhref="([^"]*)"')
+
+def test_source_links_point_at_real_lines(site):
+    "Every API entry's source link ends in `#L<n>`, and line n of that file in this repository starts a definition."
+    prefix = _cfg()["git_url"].rstrip("/") + f"/blob/{_cfg()['branch']}/"
+    links = [(f, url) for f in site.rglob("*.html") for url in _SOURCE_LINK.findall(f.read_text(encoding="utf-8"))]
+    assert len(links) > 150
+    assert not [u for _, u in links if u.endswith("#LNone")]
+    bad = []
+    for f, url in links:
+        m = re.fullmatch(re.escape(prefix) + r"(.+)#L(\d+)", url)
+        if not m: bad.append(f"{f.name}: {url} (no line)"); continue
+        lines = (ROOT / m[1]).read_text().splitlines()
+        line = lines[int(m[2]) - 1] if int(m[2]) <= len(lines) else ""
+        if not re.match(r"\s*(?:@|def |async def |class |[A-Za-z_]\w*\s*(?::[^=]+)?=)", line): bad.append(f"{f.name}: {url} -> {line!r}")
+    assert not bad, bad[:10]
+
+def _entry(html: str, name: str) -> str:
+    "The HTML of one API entry: from its heading to the next entry's rule."
+    start = html.index(f'id="{name}"')
+    end = html.find("<hr", start)
+    return html[start:end if end > 0 else None]
+
+def test_cli_page_shows_every_command_from_click(site):
+    "Each command has an entry with its usage line and every option click shows in --help, with its help text."
+    import click
+    from loan_default.cli import cli
+    html = (site / "cli.html").read_text(encoding="utf-8")
+    assert "Command.__call__" not in html
+    group = _visible_text(_entry(html, "cli"))
+    for name, cmd in cli.commands.items():
+        if cmd.hidden: continue
+        assert name in group
+        entry = _entry(html, name)
+        text = _visible_text(entry)
+        assert f"Usage: loan-default {name} [OPTIONS]" in text, name
+        ctx = click.Context(cmd, info_name=name)
+        for p in cmd.get_params(ctx):
+            if isinstance(p, click.Option) and not p.hidden and p is not cmd.get_help_option(ctx):
+                assert all(f"<code>{o}</code>" in entry for o in p.opts), (name, p.opts)
+                assert not p.help or p.help.split()[0] in text, (name, p.opts)
+    assert "<code>--out</code>" in _entry(html, "validate") and "<code>--data</code>" in _entry(html, "train")
+    if any(o.opts == ["--model"] for o in cli.commands["register"].params): assert "<code>--model</code>" in _entry(html, "register")
+
+def test_settings_page_shows_environment_variables(site):
+    from loan_default.config import Settings
+    html = (site / "config.html").read_text(encoding="utf-8")
+    entry = _entry(html, "settings")
+    for name in Settings.model_fields: assert f"<code>LD_{name.upper()}</code>" in entry, name
+    assert "LD_MAX_REJECT_SHARE" in _visible_text(entry) and "0.05" in _visible_text(entry)
+    for internal in ("_cli_parse_args", "_case_sensitive", "__pydantic_self__", "_env_file_encoding"):
+        assert internal not in html, internal
+
+def test_tables_show_no_escaped_pipes(site):
+    "A `\\|` written for GitHub's tables shows as a pipe, in every table of the site."
+    bad = [f"{f.relative_to(site)}: {t[:80]}" for f in site.rglob("*.html")
+           for t in re.findall(r"<table\b.*?</table>", f.read_text(encoding="utf-8"), re.S) if "\\|" in _visible_text(t)]
+    assert not bad, bad[:5]
+    assert "--fail-on warn|alert" in _visible_text((site / "index.html").read_text(encoding="utf-8"))
+
+RUN_ORDER = ["validate", "stats", "train", "register", "drift"]   # the jobs as the pipeline runs them, then drift
+
+def test_job_pages_in_run_order_with_their_paragraph(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    nav = html[html.index("md-nav--primary"):]
+    jobs = list(dict.fromkeys(re.findall(r'href="jobs/(\w+)\.html"', nav)))
+    assert jobs[:len(RUN_ORDER)] == RUN_ORDER, jobs
+    for job in jobs:
+        nb = json.loads((ROOT / "nbs" / "jobs" / f"{job}.ipynb").read_text())
+        title, _, rest = "".join(nb["cells"][0]["source"]).partition("\n")
+        paragraph = rest.strip().split("\n\n")[0].removeprefix("> ")
+        assert paragraph, f"jobs/{job}.ipynb: no paragraph under its title (what the job does, its inputs and outputs)"
+        page = (site / "jobs" / f"{job}.html").read_text(encoding="utf-8")
+        intro = re.search(r"<blockquote>(.*?)</blockquote>", page, re.S)    # the summary under the title
+        letters = lambda x: "".join(_visible_text(x.replace("`", "")).split())   # markdown and HTML space code differently
+        assert intro and letters(paragraph)[:50] in letters(intro[1]), (job, paragraph[:60])
 
 def _links(site: Path):
     for f in site.rglob("*.html"):
@@ -230,3 +367,26 @@ def test_browser_search_finds_a_function(browser, served):
     hrefs = [r.get_attribute("href") for r in results]
     assert any("model_card.html" in h for h in hrefs), hrefs
     box.send_keys(Keys.ESCAPE)
+
+
+def test_browser_search_from_disk(browser, site):
+    "Search works on the site opened from disk (file://), as the README suggests: the index is a script, the worker an iframe."
+    from selenium.webdriver.common.by import By
+    browser.get((site / "index.html").as_uri())
+    box = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "input.md-search__input"))
+    _wait(browser, lambda d: box.is_displayed())
+    box.click()
+    box.send_keys("drift_command")
+    results = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item a") or False, timeout=30)
+    hrefs = [r.get_attribute("href") for r in results]
+    assert any(h.startswith("file://") and "/drift.html" in h for h in hrefs), hrefs
+
+def test_browser_wide_figures_fit_the_content(browser, served):
+    "No figure is wider than the column it sits in (the drift page's, the training page's)."
+    from selenium.webdriver.common.by import By
+    for page in ("drift.html", "train.html"):
+        browser.get(f"{served}/{page}")
+        imgs = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "article .jp-OutputArea-output img") or False)
+        _wait(browser, lambda d: all(d.execute_script("return arguments[0].complete", i) for i in imgs))
+        article = browser.find_element(By.TAG_NAME, "article").size["width"]
+        assert all(0 < i.size["width"] <= article for i in imgs), (page, article, [i.size for i in imgs])
