@@ -780,19 +780,29 @@ def plot_p_chart(report: dict):
     return fig
 
 # %% ../nbs/10_drift.ipynb #91f0b51a
-def plot_distributions(report: dict, names: list[str] | None = None, top: int = 4):
-    "Reference versus current shares in the reference's slots, for `names` (default: the `top` features by PSI, and the score)."
+def _short_label(label: str) -> str:
+    "A bin's label with its decimals at 3 significant digits, for a tick: `(0.00756146, 0.0164041]` -> `(0.00756, 0.0164]`."
+    return re.sub(r"-?\d+\.\d+(?:e[-+]?\d+)?", lambda m: f"{float(m.group()):.3g}", label)
+
+def plot_distributions(report: dict, names: list[str] | None = None, top: int = 4, columns: int = 2):
+    "Reference versus current shares in the reference's slots, for `names` (default: the `top` features by PSI, and the score), `columns` panels wide."
     from matplotlib.figure import Figure
     d = report["distributions"]
     size = lambda k: report["psi"][k] if report["psi"][k] is not None and np.isfinite(report["psi"][k]) else 0.0
     names = names or (sorted((k for k in report["psi"] if k != "score"), key=lambda k: -size(k))[:top] + (["score"] if "score" in d else []))
-    fig = Figure(figsize=(4.2 * len(names), 3.4), layout="constrained")
-    for ax, name in zip(fig.subplots(1, len(names), squeeze=False).ravel(), names):
+    columns = max(1, min(columns, len(names)))
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(7.5, 2.9 * rows + 0.4), layout="constrained")   # a page's content width; rows as needed
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
         i = np.arange(len(d[name]["labels"]))
         ax.bar(i - 0.2, d[name]["reference"], 0.4, label="reference", color="tab:blue")
         ax.bar(i + 0.2, d[name]["current"], 0.4, label="current", color="tab:orange")
-        ax.set_xticks(i, d[name]["labels"], rotation=70, fontsize=7)
-        ax.set_title(f"{name} (PSI {size(name):.3f})", fontsize=9); ax.legend(fontsize=7)
+        ax.set_xticks(i, [_short_label(str(l)) for l in d[name]["labels"]], rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+        ax.tick_params(axis="y", labelsize=8); ax.set_ylabel("share of rows", fontsize=9)
+        ax.set_title(f"{name} (PSI {size(name):.3f})", fontsize=10)
+    for ax in axes[len(names):]: ax.remove()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=2, fontsize=9)
     return fig
 
 # %% ../nbs/10_drift.ipynb #506c0f4b
@@ -1076,8 +1086,8 @@ def timeline_metrics(report: dict) -> list:
     return out
 
 # %% ../nbs/10_drift.ipynb #32e58e2f
-def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -> str:
-    "Log `report` and its `files` as an MLflow run tagged with the model version; tag the version back. Returns the run id."
+def log_drift_run(report: dict, files, experiment: str = "loan-default-drift", update_version: bool = False) -> str:
+    "Log `report` and its `files` as an MLflow run tagged with the model version; with `update_version`, tag the version back. Returns the run id."
     import mlflow
     from mlflow import MlflowClient
     from loan_default.store import KIND_TAG, check_tracking
@@ -1085,13 +1095,14 @@ def log_drift_run(report: dict, files, experiment: str = "loan-default-drift") -
     m = report.get("model") or {}
     if mlflow.get_experiment_by_name(experiment) is None: mlflow.create_experiment(experiment)
     mlflow.set_experiment(experiment)
-    tags = {KIND_TAG: DRIFT, "drift.status": report["status"], "rows": str(report["rows"])} | {f"model.{k}": str(v) for k, v in m.items() if v is not None}
+    tags = {KIND_TAG: DRIFT, "drift.status": report["status"], "rows": str(report["rows"]), "drift.updates_version": str(update_version).lower()}
+    tags |= {f"model.{k}": str(v) for k, v in m.items() if v is not None}
     with mlflow.start_run(run_name=f"drift-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         mlflow.set_tags(tags); mlflow.log_metrics(_run_metrics(report))
         history = timeline_metrics(report)                      # MLflow draws each as a line over the chunks
         for i in range(0, len(history), 1000): MlflowClient().log_batch(run.info.run_id, metrics=history[i:i + 1000])
         for f in files: mlflow.log_artifact(str(f))
-    if m.get("name") and m.get("version"):
+    if update_version and m.get("name") and m.get("version"):
         client = MlflowClient()
         client.set_model_version_tag(m["name"], m["version"], "drift.last_run_id", run.info.run_id)
         client.set_model_version_tag(m["name"], m["version"], "drift.last_status", report["status"])
@@ -1158,9 +1169,11 @@ def drift_command(current=None, from_store: str | None = None, since=None, until
                   alias: str | None = "production", version: str | None = None, profile=None, threshold: float | None = None,
                   chunk_size: int | None = None, period: str | None = None, fail_on: str | None = None, log: bool = True,
                   experiment: str = "loan-default-drift", th: Thresholds | None = None, engine=None, outcome_window=None, as_of=None,
-                  notify: str | None = None) -> DriftResult:
-    "Compare current rows (file or store window) with a model version's reference on `engine` (default `PANDAS`); write reports; log; exit status per `fail_on`."
+                  notify: str | None = None, update_version: bool = False) -> DriftResult:
+    "Compare current rows (file or store window) with a model version's reference on `engine` (default `PANDAS`); write reports; log (`update_version`: record it on the version); exit status per `fail_on`."
     exit_status("ok", fail_on)
+    if update_version and not log: raise DataError("--update-version records the drift run on the model version: it cannot go with --no-log")
+    if update_version and profile is not None: raise DataError("--update-version needs a registered model version: a --profile file has none")
     outcome_duration(outcome_window)                       # a bad window or webhook is named before any work
     if notify is not None: check_webhook(notify)
     engine, th = engine or PANDAS, th or Thresholds.from_settings()
@@ -1178,5 +1191,5 @@ def drift_command(current=None, from_store: str | None = None, since=None, until
     if others: report["reasons"].append(f"{others:,} predictions of other model versions left out: this report is {scored_by[0]} version {scored_by[1]}'s")
     files = write_report(report, out)
     told = alert_channel(report, files, notify, fail_on) if notify is not None else ""
-    run_id = log_drift_run(report, files, experiment) if log else None
+    run_id = log_drift_run(report, files, experiment, update_version) if log else None
     return DriftResult(report, exit_status(report["status"], fail_on), summary_line(report, files[1]) + told, files, run_id)

@@ -1,6 +1,7 @@
 """Drift monitoring with known answers: no false alarms on the real data (p-chart at the nominal rate, every PSI under
 0.1), detection of each synthetic shift on the feature that moved, the prediction store read through the service's own
-schema, the MLflow run linked to the model version, and the `fail_on` exit codes."""
+schema, the MLflow run linked to the model version (and the version's status tags written only when asked), and the
+`fail_on` exit codes."""
 import json
 import numpy as np, pandas as pd
 import pytest
@@ -162,14 +163,17 @@ def test_drift_run_logged_and_linked_to_the_model_version(tmp_path, registered):
     client, train_run, version = registered
     cur = synthesize(5_000, seed=14, shift="income", dirty=False)
     cur.assign(**{SCORE: _default_chance(cur)}).to_parquet(tmp_path / "current.parquet")
+    adhoc = drift_command(tmp_path / "current.parquet", out=tmp_path / "adhoc", model="loan-default", th=Thresholds(min_f1=0.5))
+    assert adhoc.report["status"] == "alert" and client.get_run(adhoc.run_id).data.tags["drift.updates_version"] == "false"
+    assert not {"drift.last_run_id", "drift.last_status"} & set(client.get_model_version("loan-default", version).tags)   # ad hoc: the version untouched
     res = drift_command(tmp_path / "current.parquet", out=tmp_path / "out", model="loan-default", fail_on="alert",
-                        th=Thresholds(min_f1=0.5))
+                        th=Thresholds(min_f1=0.5), update_version=True)
     assert res.exit_code == 1 and res.report["status"] == "alert"
     assert res.report["model"]["version"] == version and res.report["model"]["threshold"] == 0.4
     assert res.report["performance"]["test"] == dict(f1=0.72, roc_auc=0.92, brier=0.12)
     run = client.get_run(res.run_id)
     assert run.data.tags["model.version"] == version and run.data.tags["model.run_id"] == train_run
-    assert run.data.tags["drift.status"] == "alert" and run.data.metrics["psi.person_income"] > 0.2
+    assert run.data.tags["drift.status"] == "alert" and run.data.tags["drift.updates_version"] == "true" and run.data.metrics["psi.person_income"] > 0.2
     history = sorted(client.get_metric_history(res.run_id, "timeline.psi.person_income"), key=lambda m: m.step)   # the timeline, chunk by chunk
     assert [m.step for m in history] == [r["chunk"] for r in res.report["timeline"]]
     assert [round(m.value, 9) for m in history] == [round(r["psi"]["person_income"], 9) for r in res.report["timeline"]]
@@ -217,7 +221,7 @@ def test_file_without_scores_is_scored_by_the_registered_model(tmp_path, monkeyp
         promote()
         cur = synthesize(2_000, seed=18, shift="missing")
         cur.drop(columns="loan_status").to_csv(tmp_path / "unscored.csv", index=False)
-        res = drift_command(tmp_path / "unscored.csv", out=tmp_path / "out", fail_on="warn")
+        res = drift_command(tmp_path / "unscored.csv", out=tmp_path / "out", fail_on="warn", update_version=True)
         rep = res.report
         assert rep["model"]["version"] == reg.version and rep["model"]["threshold"] == pytest.approx(result.threshold)
         assert "score" in rep["psi"] and rep["control_chart"]["p0"] == pytest.approx(float(np.mean(result.model.predict_proba(result.splits["train"][FEATURES]))))
