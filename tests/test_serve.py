@@ -155,7 +155,7 @@ def test_response(service, bodies):
     assert info["version"] == "1" and info["run_id"] and info["training_data_sha256"] and "test_f1" in info["metrics"]
     metrics = requests.get(f"{service.url}/metrics", headers=H).text
     assert 'loan_default_model_version 1.0' in metrics and "loan_default_http_request_duration_seconds_bucket" in metrics
-    assert requests.get(f"{service.url}/docs", headers=H).status_code == 200
+    assert [requests.get(f"{service.url}{p}", headers=H).status_code for p in ("/docs", "/redoc")] == [200, 200]   # browsers: test_serve_docs.py
 
 # ---------------------------------------------------------------- reasons: what a declined applicant is told
 HOUSING = {"RENT": "renting", "MORTGAGE": "mortgage", "OWN": "owner", "OTHER": "other"}
