@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['JOBS', 'QUIET_KERNEL_ARGS', 'QUIET_KERNEL_ENV', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job',
-           'report_notebook', 'write_job_html', 'PipelineRun', 'new_run_dir', 'log_job_reports', 'run_pipeline',
-           'search_summary', 'chosen_because', 'gate_table', 'registration_line']
+           'report_notebook', 'write_job_html', 'job_run_id', 'PipelineRun', 'new_run_dir', 'log_job_reports',
+           'run_pipeline', 'search_summary', 'chosen_because', 'gate_table', 'registration_line']
 
 # %% ../nbs/08_pipeline.ipynb #da407e72
 import copy, json, os, tempfile, time
@@ -81,19 +81,20 @@ def _check_params(name: str, src: Path, params: dict) -> None:
     if unknown := sorted(set(params) - set(known)):
         raise JobError(f"job {name} has no parameter {', '.join(map(repr, unknown))} (its parameters: {', '.join(known)})")
 
-def run_job(name: str, params: dict, out_dir, progress: bool = False) -> Path:
-    "Execute job `name` with `params` into `out_dir/<name>.ipynb`, and its page `<name>.html`; `JobError` with the cell's reason when it fails."
+def run_job(name: str, params: dict, out_dir, progress: bool = False, log: bool = True) -> Path:
+    "Execute job `name` with `params` into `out_dir/<name>.ipynb` and its page `<name>.html`, logged to the job's MLflow run (`log`); `JobError` with the cell's reason when it fails."
     import papermill as pm
     src = job_path(name)
     _check_params(name, src, params)
     out = Path(out_dir) / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    failed = None
+    failed, started = None, time.time()
     with tempfile.TemporaryDirectory(prefix="ld-kernel-") as ipc_dir:
         try: pm.execute_notebook(str(src), str(out), parameters=params, progress_bar=progress, kernel_name="python3", log_output=False,
                                  kernel_manager_class=_kernel_manager(out.with_suffix(".kernel.log"), Path(ipc_dir)))
         except pm.PapermillExecutionError as e: failed = e
     write_job_html(out)                     # a failed job's page shows the failing cell too
+    if log and (run_id := job_run_id(name, params, since=started)): log_job_reports(run_id, [out])
     if failed: raise JobError(f"job {name} failed: {_reason(failed)} (see {out})")
     return out
 
@@ -129,6 +130,19 @@ def write_job_html(path) -> Path:
     out = path.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out
+
+# %% ../nbs/08_pipeline.ipynb #a14k0019
+_RUN_FILES = dict(train=("run_dir", "train.json"), register=("run_dir", "registration.json"), drift=("out_dir", "run.json"))
+
+def job_run_id(name: str, params: dict, since: float = 0.0) -> str | None:
+    "The MLflow run job `name` (run with `params`) belongs to, from the file it wrote after time `since`; None when it names none."
+    import ast, papermill as pm
+    if name not in _RUN_FILES: return None
+    key, file = _RUN_FILES[name]
+    folder = params[key] if key in params else ast.literal_eval(pm.inspect_notebook(str(job_path(name)))[key]["default"])
+    f = Path(folder) / file
+    if not f.exists() or f.stat().st_mtime < since: return None
+    return json.loads(f.read_text()).get("run_id")
 
 # %% ../nbs/08_pipeline.ipynb #23e6fb32
 @dataclass
@@ -190,7 +204,7 @@ def run_pipeline(data=None, out=None, settings: Settings | None = None, time_bud
     try:
         for name in JOBS:
             run.notebooks.append(run_dir / "jobs" / f"{name}.ipynb")
-            run_job(name, params[name], run_dir / "jobs", progress=progress)
+            run_job(name, params[name], run_dir / "jobs", progress=progress, log=False)   # logged together below
             say(f"job {name} done -> {run.notebooks[-1]}")
     finally: _log_notebooks(run_dir, run.notebooks)
     run.train = json.loads((run_dir / "train.json").read_text())
