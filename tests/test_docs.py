@@ -74,7 +74,8 @@ def test_table_pipes_and_remote_images():
     row = "| Monitoring | `--fail-on warn\\|alert`, `--x` | a\\|b |"
     assert docs.table_pipes(row) == "| Monitoring | <code>--fail-on warn&#124;alert</code>, `--x` | a\\|b |"
     assert docs.table_pipes("not a row: `a\\|b`") == "not a row: `a\\|b`"           # outside tables: as written
-    assert docs.offline_images("[![ci](https://g.io/b.svg)](https://g.io/ci) ![plot](p.png)") == "[ci](https://g.io/ci) ![plot](p.png)"
+    assert docs.offline_images("see [![ci](https://g.io/b.svg)](https://g.io/ci) ![plot](p.png)") == "see [ci](https://g.io/ci) ![plot](p.png)"
+    assert docs.offline_images("[![ci](https://g.io/b.svg)](https://g.io/ci)\nText") == "Text"      # a line of badges: left out
 
 def test_keep_intro():
     from execnb.nbio import mk_cell

@@ -118,8 +118,10 @@ def api_entry(obj, name: str | None, module=None, **kwargs) -> str:
     from pydantic_settings import BaseSettings
     from nbdev.showdoc import show_doc
     title = name or getattr(obj, "__qualname__", None) or getattr(obj, "name", "")
+    from pydantic import BaseModel
     if isinstance(obj, click.Command): body = click_entry(obj, title)
     elif isinstance(obj, type) and issubclass(obj, BaseSettings): body = settings_entry(obj, title)
+    elif isinstance(obj, type) and issubclass(obj, BaseModel) and obj.model_fields: body = model_entry(obj, title)
     else: body = _SOURCE.sub("", show_doc(_evaluable(obj), name=name, **kwargs)._repr_markdown_()).removeprefix("---\n\n")
     url = source_url(obj, name, module)
     link = f'[source]({url}){{target="_blank" style="float:right; font-size:smaller"}}\n\n' if url else ""
@@ -203,7 +205,7 @@ def source_url(obj, name: str | None = None, module=None) -> str | None:
 def _code(text) -> str:
     "Inline code that is safe in a markdown table cell (a `|` would end the cell)."
     import html
-    return f"<code>{html.escape(str(text)).replace('|', '&#124;')}</code>"
+    return f"<code>{html.escape(str(text), quote=False).replace('|', '&#124;')}</code>"
 
 def _cell(md) -> str:
     "Markdown text for a table cell: one line; `<` and `|` outside code spans as entities (a bare `|` would end the"
@@ -287,12 +289,24 @@ def _default_value(field) -> str:
     if v is None or v == "": return "unset"
     return _code(str(v).lower() if isinstance(v, bool) else v)
 
+def _own_doc(cls) -> str:
+    "The class's own docstring: not the one pydantic's BaseModel would lend it (its internals)."
+    return inspect_cleandoc(cls.__dict__.get("__doc__") or "")
+
+def model_entry(cls, name: str) -> str:
+    "A pydantic model (a request or response body) as its fields: JSON name, type, default and description; not the"
+    "constructor's `**data`."
+    out = [f"### {name}", ""] + ([_own_doc(cls), ""] if _own_doc(cls) else [])
+    rows = [[_code(f.alias or n), " ".join(filter(None, [_code(_type_text(f.annotation)), _bounds(f)])), _default_value(f), _cell(f.description or "")]
+            for n, f in cls.model_fields.items()]
+    return "\n".join(out + [_table(["Field", "Type", "Default", "Meaning"], rows), ""])
+
 def settings_entry(cls, name: str) -> str:
     "A pydantic-settings class as its users set it: each field's environment variable (`LD_...`), type, default and"
     "description, grouped by the class that declares it; not the constructor's `_case_sensitive`, `_env_file`, ... ."
     prefix = cls.model_config.get("env_prefix", "") or ""
     out = [f"### {name}", ""]
-    if cls.__doc__: out += [inspect_cleandoc(cls.__doc__), ""]
+    if _own_doc(cls): out += [_own_doc(cls), ""]
     config = {k: v for k, v in cls.model_config.items() if k in ("env_file",) and v}
     if config.get("env_file"): out += [f"Set each as an environment variable or in `{config['env_file']}`.", ""]
     groups: dict = {}
@@ -359,10 +373,12 @@ def table_pipes(md: str) -> str:
                      for l in md.split("\n"))
 
 _REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:https?:)?//[^)\s]+\)")
+_BADGE_LINE = re.compile(r"^[ \t]*(?:\[!\[[^\]]*\]\((?:https?:)?//[^)\s]+\)\]\([^)\s]+\)[ \t]*)+\n?", re.M)
 
 def offline_images(md: str) -> str:
-    "An image from another host (the README's CI badge) becomes its alt text: the site loads nothing from the network."
-    return _REMOTE_IMAGE.sub(lambda m: m[1] or "image", md)
+    "No image from another host: the site loads nothing from the network. A line of badges (the README's CI badge, which"
+    "nbdev's own site drops with the title cell) is left out; any other such image becomes its alt text."
+    return _REMOTE_IMAGE.sub(lambda m: m[1] or "image", _BADGE_LINE.sub("", md))
 
 def plain_markdown(md: str) -> str:
     "Markdown nbconvert renders: Quarto's `[text](url){target=... style=...}` becomes an HTML link; pipes in tables' code"
