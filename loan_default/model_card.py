@@ -184,7 +184,8 @@ def governance_section(version_tags: dict, model_tags: dict | None = None, alias
     "Owner, validator and validation status from the version's (or model's) tags, not recorded when unset; the version's aliases."
     value = lambda t: text(v) if (v := governance_field(t, version_tags, model_tags)) else NOT_RECORDED
     rows = [[f, value(t), code(t), m] for f, t, m in GOVERNANCE]
-    rows.append(["registry aliases", ", ".join(f"@{text(a)}" for a in aliases) if aliases else "none", "", "where this version serves"])
+    rows.append(["aliases when the card was made", ", ".join(f"@{text(a)}" for a in aliases) if aliases else "none", "",
+                 "register makes the card before it sets @staging; the registry shows the aliases now"])
     return Section("Governance", ["Set as tags on the registered version (or on the registered model, for all its versions), then "
                                   "make the card again: `log_model_card(client, name, version)`."],
                    ["field", "value", "tag", "meaning"], rows)
@@ -581,7 +582,7 @@ def monitoring_rows(th) -> list[list[str]]:
             ["rows that break the data contract", "any" if th.contract_warn == 0 else pct(th.contract_warn), pct(th.contract_alert)],
             ["predicted default rate per chunk (p-chart)", f"a run rule in the last {th.recent_chunks} chunks: 2 of 3 beyond 2σ, 4 of 5 beyond 1σ, 8 on one side",
              f"beyond the {th.sigmas:g}σ control limits"],
-            ["realised performance on matured outcomes", "calibration off by more than "f"{th.sigmas:g}σ, or a score below its test figure",
+            ["realised performance on matured outcomes", f"calibration off by more than {th.sigmas:g}σ, or a score's 90% interval wholly below its test figure",
              f"realised F1 below {th.min_f1:g} (the registration gate)"],
             ["too few rows", f"fewer than {th.min_rows:,} rows (in the sample, a chunk or the labelled rows): insufficient data, never an alert", ""]]
 
