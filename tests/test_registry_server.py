@@ -25,6 +25,7 @@ def test_model_life(env, mlflow_server, synthetic_csv, tmp_path):
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")      # proxied through the server
     assert {a.path for a in c.list_artifacts(train["run_id"], "jobs")} >= {"jobs/validate.ipynb", "jobs/stats.ipynb", "jobs/train.ipynb"}
     assert run.data.tags["data.sha256"] and run.data.params["data.rows_in"] == "3000"
+    assert run.data.tags["mlflow.source.name"] == "jobs/train.ipynb" and "`synth.csv`" in run.data.tags["mlflow.note.content"]
     v1 = c.get_model_version_by_alias("life-of-a-model", "staging")
     assert v1.version == "1" and v1.tags["gate.passed"] == "true" and float(v1.tags["gate.f1"]) >= 0.3
     assert v1.tags["model_card.html"].startswith("runs:/") and "model_card.error" not in v1.tags, v1.tags
@@ -56,6 +57,7 @@ def test_model_life(env, mlflow_server, synthetic_csv, tmp_path):
     r = run_cli("train", "--data", synthetic_csv, "--time-budget", 5, "--seed", 7, "--out", tmp_path / "run2", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     run2 = json.loads((tmp_path / "run2" / "train.json").read_text())["run_id"]
+    assert c.get_run(run2).data.tags["mlflow.source.name"] == "loan-default train"
     r = run_cli("register", env={**env, "LD_GATE_TOLERANCE": "1.0"})              # the latest run, whatever its figures
     assert r.returncode == 0 and "version 2 (@staging)" in r.stdout, r.stderr
     v2 = c.get_model_version("life-of-a-model", "2")
@@ -65,6 +67,11 @@ def test_model_life(env, mlflow_server, synthetic_csv, tmp_path):
     r = run_cli("rollback", env=env)
     assert r.returncode == 0 and "back to version 1" in r.stdout
     assert c.get_model_version_by_alias("life-of-a-model", "production").version == "1"
+    # every version's page says why it got in and links its card; the model's page says what it is
+    assert c.get_registered_model("life-of-a-model").description
+    for v in c.search_model_versions("name = 'life-of-a-model'"):
+        assert (v.description or "").startswith("**Gates passed.**") and "model_card/model_card.html" in v.description, (v.version, v.description)
+    assert "**Against @production version 1**" in c.get_model_version("life-of-a-model", "2").description
 
 def test_refusal_registers_nothing(mlflow_server, synthetic_csv, tmp_path):
     env = {"MLFLOW_TRACKING_URI": mlflow_server, "LD_MODEL_NAME": "refused-model", "LD_MIN_F1": "0.99"}
