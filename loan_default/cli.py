@@ -275,8 +275,7 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
     out = Path(out) if out else new_run_dir(s.runs_dir) / "drift"
     kw = dict(current=current, since=since, until=until, out=out, model=s.model_name, alias=alias, version=version,
               profile=profile, threshold=threshold, chunk_size=chunk_size, period=period, outcome_window=outcome_window, as_of=as_of,
-              fail_on=fail_on, notify=notify, log=not no_log, experiment=experiment)
-    if update_version: kw["update_version"] = True
+              fail_on=fail_on, notify=notify, log=not no_log, experiment=experiment, update_version=update_version)
     from loan_default.drift import drift_command
     from loan_default.drift_spark import drift_engine
     res = drift_command(**kw, from_store=from_store, engine=drift_engine(engine, master))

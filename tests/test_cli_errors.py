@@ -213,3 +213,16 @@ def test_damaged_model_is_named_as_unloadable_by_score_and_drift(broken_model, f
             line = one_line_error(r)
             assert "internal error" not in line and "cannot be loaded" in line, line
     finally: damaged(d, where, None)
+
+def test_drift_tags_the_model_version_only_with_update_version(broken_model, files):
+    "An ad-hoc drift run leaves the version's status tags alone; `--update-version` (monitoring of production) writes them."
+    d, env, where = broken_model
+    damaged(d, where, None)
+    from mlflow import MlflowClient
+    c = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    r = run_cli("drift", "--current", files / "good.csv", "--out", d / "adhoc", "--model", "fragile", cwd=d, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "drift.last_status" not in c.get_model_version("fragile", "1").tags
+    r = run_cli("drift", "--current", files / "good.csv", "--out", d / "monitored", "--update-version", cwd=d, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "drift.last_status" in c.get_model_version("fragile", "1").tags
