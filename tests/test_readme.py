@@ -98,3 +98,12 @@ def test_ci_workflow_and_badge():
     assert "conclusion == 'success'" in docs["jobs"]["build"]["if"] and docs["jobs"]["deploy"]["needs"] == "build"
     readme = (ROOT / "README.md").read_text()
     assert "/actions/workflows/ci.yaml/badge.svg" in readme[:600]
+
+def test_default_ports_are_distinct_and_documented():
+    "The API (LD_SERVE_PORT) and the docs server (tools/docs.py --serve) can run at once, and the README gives both."
+    from loan_default.config import Settings
+    api = Settings.model_fields["serve_port"].default
+    docs = int(re.search(r"^DOCS_PORT = (\d+)", (ROOT / "tools" / "docs.py").read_text(), re.M)[1])
+    readme = (ROOT / "README.md").read_text()
+    assert (api, docs) == (8000, 8001)
+    assert f"<http://127.0.0.1:{docs}>" in readme and f"<http://localhost:{api}/docs>" in readme
