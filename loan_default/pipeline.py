@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JOBS', 'QUIET_KERNEL_ARGS', 'QUIET_KERNEL_ENV', 'resolve_data', 'JobError', 'jobs_dir', 'job_path', 'run_job',
            'report_notebook', 'write_job_html', 'job_run_id', 'PipelineRun', 'new_run_dir', 'log_job_reports',
-           'run_pipeline', 'search_summary', 'chosen_because', 'gate_table', 'registration_line']
+           'run_pipeline', 'search_summary', 'chosen_because', 'registration_line']
 
 # %% ../nbs/08_pipeline.ipynb #da407e72
 import copy, json, os, tempfile, time
@@ -241,29 +241,6 @@ def chosen_because(results) -> str:
             "as good within the search's noise, and cheaper to score and to explain.")
 
 # %% ../nbs/08_pipeline.ipynb #a14k0013
-def gate_table(figures: dict) -> "pd.DataFrame":
-    "The registration gates in `figures` (a `GateResult.figures`): one row per gate, its figure, what it had to reach, and the outcome in words."
-    import pandas as pd
-    from loan_default.fairness import ELDERLY
-    f, rows = figures, []
-    def add(gate, figure, required, ok): rows.append(dict(gate=gate, figure=figure, required=required, outcome=ok if isinstance(ok, str) else ("passed" if ok else "failed")))
-    add("test F1", f"{f['f1']:.4f}", f"at least {f['min_f1']:g}", f["f1"] >= f["min_f1"])
-    add("test ROC AUC", f"{f['roc_auc']:.4f}", f"at least {f['min_roc_auc']:g}", f["roc_auc"] >= f["min_roc_auc"])
-    if f.get("champion_version") is not None:
-        tol = float(f.get("tolerance") or 0)
-        for key, label in (("f1", "F1"), ("roc_auc", "ROC AUC")):
-            mine, theirs = float(f[f"challenger_{key}_on_split"]), float(f[f"champion_{key}_on_split"])
-            add(f"{label} against @production (version {f['champion_version']}) on this model's test split", f"{mine:.4f}",
-                f"at least {theirs:.4f}" + (f" less {tol:g}" if tol else ""), mine >= theirs - tol)
-    if f.get("age_rule_violations") is not None:
-        add(f"age rule: applicants {ELDERLY}+ never scored worse for age", f"{int(f['age_rule_violations']):,} of {int(f['age_rule_rows']):,} applicants broken",
-            "none", int(f["age_rule_violations"]) == 0)
-    if f.get("lowest_air") is not None:
-        air, group = float(f["lowest_air"]), f.get("lowest_air_group")
-        if f.get("min_air") is None: add("lowest adverse impact ratio", f"{air:.3f} ({group})", "no minimum (LD_MIN_AIR unset)", "not a gate")
-        else: add("lowest adverse impact ratio", f"{air:.3f} ({group})", f"at least {float(f['min_air']):g}", air >= float(f["min_air"]))
-    return pd.DataFrame(rows).set_index("gate")
-
 def registration_line(reg: dict) -> str:
     "What the register job did (its `registration.json`), in one line."
     where = f"{reg['name']} version {reg['version']}"
