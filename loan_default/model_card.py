@@ -220,7 +220,8 @@ def change_rows(facts: dict, previous: dict) -> list[list[str]]:
         na, nb = (_number(x) if numeric else None for x in (a, b))
         if na is not None and nb is not None: change = "same" if na == nb else f"{nb - na:+.4g}"
         else: change = "–" if a is None or b is None else ("same" if a == b else "**changed**")
-        show = lambda x, n: text(n) if n is not None else ("–" if x is None else code(x))
+        short = lambda x: x if key not in ("data.sha256", "git.commit") or len(x) <= 14 else x[:12] + "…" + ("+dirty" if x.endswith("+dirty") else "")
+        show = lambda x, n: text(n) if n is not None else ("–" if x is None else code(short(str(x))))
         rows.append([label, show(a, na), show(b, nb), change])
     return rows
 
