@@ -109,16 +109,16 @@ def _show_doc_call(src: str, ns: dict) -> tuple:
     name = kwargs.pop("name", None) or (ast.unparse(call.args[0]) if re.fullmatch(r"[\w.]+", ast.unparse(call.args[0])) else None)
     return obj, name, kwargs
 
-# -- API entries: nbdev's show_doc, with click commands and pydantic settings shown as their users see them -------------
+# -- API entries: nbdev's show_doc, with click commands and pydantic classes shown as their users see them ---------------
 
 def api_entry(obj, name: str | None, module=None, **kwargs) -> str:
-    "The markdown of one API entry: a click command's usage and options, a settings class's variables, else nbdev's show_doc;"
-    "each with a source link to its line."
+    "The markdown of one API entry: a click command's usage and options, a settings class's variables, a pydantic model's"
+    "fields, else nbdev's show_doc; each with a source link to its line."
     import click
+    from pydantic import BaseModel
     from pydantic_settings import BaseSettings
     from nbdev.showdoc import show_doc
     title = name or getattr(obj, "__qualname__", None) or getattr(obj, "name", "")
-    from pydantic import BaseModel
     if isinstance(obj, click.Command): body = click_entry(obj, title)
     elif isinstance(obj, type) and issubclass(obj, BaseSettings): body = settings_entry(obj, title)
     elif isinstance(obj, type) and issubclass(obj, BaseModel) and obj.model_fields: body = model_entry(obj, title)
@@ -222,10 +222,10 @@ def click_entry(cmd, name: str, root=None) -> str:
     "A click command as its `--help` shows it, from click itself: the usage line, the help text, a table of its parameters"
     "(name, type, default, help; hidden ones left out) and, for a group, its commands."
     import click
-    root = root or _cli_root(cmd)
-    prog = _prog_name()
+    prog, group = console_script()
+    root = root or group
     def context(c, **kw): return click.Context(c, **{**c.context_settings, **kw, "show_default": True})   # defaults as values
-    parent = context(root, info_name=prog) if root is not None and root is not cmd else None
+    parent = context(root, info_name=prog) if root is not None and cmd in root.commands.values() else None
     ctx = context(cmd, info_name=cmd.name if parent else prog, parent=parent)
     out = [f"### {name}", "", "```", ctx.get_usage(), "```", ""]
     if cmd.help: out += [inspect_cleandoc(cmd.help), ""]
@@ -247,25 +247,23 @@ def click_entry(cmd, name: str, root=None) -> str:
                 f"Every command takes {', '.join(_code(o) for o in ctx.help_option_names)}: its usage and options, as below.", ""]
     return "\n".join(out)
 
-def _cli_root(cmd):
-    "The group the package's console script runs (settings.ini's `console_scripts`), if `cmd` is part of it."
+@functools.cache
+def console_script() -> tuple:
+    "The console script settings.ini declares (`loan-default=loan_default.cli:main`): its name and the click group it runs."
     import click
     from importlib import import_module
     from nbdev.config import get_config
     script = (get_config().get("console_scripts", "") or "").split()
-    if not script or "=" not in script[0]: return None
-    mod, _, attr = script[0].split("=", 1)[1].partition(":")
-    try: entry = getattr(import_module(mod), attr)
-    except (ImportError, AttributeError): return None
-    root = next((v for v in vars(import_module(mod)).values() if isinstance(v, click.Group)), None) if not isinstance(entry, click.Group) else entry
-    return root if root is not None and (cmd is root or cmd in root.commands.values()) else None
-
-def _prog_name() -> str:
-    from nbdev.config import get_config
-    script = (get_config().get("console_scripts", "") or "").split()
-    return script[0].split("=", 1)[0] if script else "cli"
+    if not script or "=" not in script[0]: return "cli", None
+    prog, _, target = script[0].partition("=")
+    mod_name, _, attr = target.partition(":")
+    mod = import_module(mod_name)
+    entry = getattr(mod, attr, None)
+    groups = [entry] if isinstance(entry, click.Group) else [v for v in vars(mod).values() if isinstance(v, click.Group)]
+    return prog, (groups[0] if groups else None)
 
 def inspect_cleandoc(text: str) -> str:
+    "A docstring or click help text without its indentation and click's `\\b` (no-rewrap) markers."
     import inspect
     return inspect.cleandoc(text).replace("\b\n", "")
 
@@ -307,15 +305,14 @@ def settings_entry(cls, name: str) -> str:
     prefix = cls.model_config.get("env_prefix", "") or ""
     out = [f"### {name}", ""]
     if _own_doc(cls): out += [_own_doc(cls), ""]
-    config = {k: v for k, v in cls.model_config.items() if k in ("env_file",) and v}
-    if config.get("env_file"): out += [f"Set each as an environment variable or in `{config['env_file']}`.", ""]
+    if (env_file := cls.model_config.get("env_file")): out += [f"Set each as an environment variable or in `{env_file}`.", ""]
     groups: dict = {}
     for field_name, field in cls.model_fields.items():
         owner = next((c for c in cls.__mro__ if field_name in c.__dict__.get("__annotations__", {})), cls)
         groups.setdefault(owner, []).append((field_name, field))
     for owner, fields in groups.items():
-        if len(groups) > 1: out += [f"**{inspect_cleandoc(owner.__doc__ or owner.__name__).splitlines()[0]}**", ""]
-        rows = [[_code(f"{prefix}{n}".upper() if not cls.model_config.get("case_sensitive") else f"{prefix}{n}"),
+        if len(groups) > 1: out += [f"**{(_own_doc(owner) or owner.__name__).splitlines()[0]}**", ""]
+        rows = [[_code(f"{prefix}{n}".upper()),   # pydantic-settings reads environment variables case-insensitively
                  " ".join(filter(None, [_code(_type_text(f.annotation)), _bounds(f)])), _default_value(f), _cell(f.description or "")]
                 for n, f in fields]
         out += [_table(["Variable", "Type", "Default", "Meaning"], rows), ""]
@@ -426,7 +423,7 @@ def plain_notebook(nb: dict, page: Path, doc_url: str, pages: dict, anchors: dic
             continue
         src = _text(cell.get("source"))
         if cell["cell_type"] == "markdown":
-            cells.append(_markdown_cell(relative_links(plain_markdown(src), page, doc_url, pages, anchors)))
+            if (md := relative_links(plain_markdown(src), page, doc_url, pages, anchors)).strip(): cells.append(_markdown_cell(md))
             continue
         if cell["cell_type"] != "code": continue
         d = directives(src)
