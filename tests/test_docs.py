@@ -117,9 +117,11 @@ def test_settings_entry():
         model_config = SettingsConfigDict(env_prefix="XY_")
         share: float = Field(0.05, ge=0, le=1, description="A share | of rows")
         where: str | None = Field(None, description="A `path|url`")
+        runs: str = Field("runs/a/b", description="Runs")
     md = docs.settings_entry(Demo, "Demo")
     assert "| <code>XY_SHARE</code> | <code>float</code> ≥ 0, ≤ 1 | <code>0.05</code> | A share &#124; of rows |" in md
     assert "| <code>XY_WHERE</code> | <code>str &#124; None</code> | unset | A <code>path&#124;url</code> |" in md
+    assert "| <code>XY_RUNS</code> | <code>str</code> | <code>runs/<wbr>a/<wbr>b</code> | Runs |" in md   # a long path may break
     assert "_case_sensitive" not in md and "_env_file" not in md
 
 def test_source_line_of_a_command_made_by_a_call():

@@ -285,7 +285,8 @@ def _default_value(field) -> str:
     if v is PydanticUndefined: return "required"
     if isinstance(v, SecretStr): return "unset" if not v.get_secret_value() else "(secret)"
     if v is None or v == "": return "unset"
-    return _code(str(v).lower() if isinstance(v, bool) else v).replace("/", "/<wbr>")   # a long path may break after a /
+    code = _code(str(v).lower() if isinstance(v, bool) else v)
+    return "<code>" + code[len("<code>"):-len("</code>")].replace("/", "/<wbr>") + "</code>"   # a long path may break after a /
 
 def _own_doc(cls) -> str:
     "The class's own docstring: not the one pydantic's BaseModel would lend it (its internals)."
