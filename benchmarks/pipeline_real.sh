@@ -11,4 +11,4 @@ env -u MLFLOW_TRACKING_URI "$root/.venv/bin/loan-default" pipeline --data "$data
 end=$(date +%s.%N)
 python3 -c "print(f'pipeline, nothing to @staging: {$end - $start:.1f} s (search budget ${1:-120} s)')"
 cat "$work/run/train.json"
-echo "registry left in sqlite:///$work/mlflow.db (loan-default @staging): 'loan-default promote' there, then pass it to the benchmarks as --tracking-uri"
+echo "registry left in sqlite:///$work/mlflow.db (loan-default @staging): 'MLFLOW_TRACKING_URI=sqlite:///$work/mlflow.db .venv/bin/loan-default promote' there, then pass it to the benchmarks as --tracking-uri"
