@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['STAGING', 'PRODUCTION', 'PREVIOUS_TAG', 'REGISTRATION_TAG', 'PENDING', 'COMPLETE', 'OPERATION_TAG', 'STEPS',
            'FINISHED', 'GateResult', 'evaluate_gates', 'gate_tags', 'fairness_gates', 'score_on_split',
-           'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration',
+           'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration', 'aliases_as_code',
            'model_description', 'ui_link', 'version_description', 'register', 'Moved', 'promote', 'rollback',
            'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
-import fcntl, hashlib, os, signal, tempfile
+import fcntl, hashlib, os, re, signal, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,9 +263,13 @@ def _create_version(client: MlflowClient, name: str, run, tags: dict) -> str:
         raise
 
 # %% ../nbs/07_registry.ipynb #b14b0002
+def aliases_as_code(text: str) -> str:
+    "`text` with each `@alias` as code: MLflow's markdown would link `@production` to a GitHub user of that name."
+    return re.sub(r"(?<![`\w])@([\w-]+)", r"`@\1`", text)
+
 def model_description(name: str) -> str:
     "The registered model's description: what it predicts, what goes in and out, how a version gets in and moves on."
-    return "\n".join([
+    return aliases_as_code("\n".join([
         f"**{name}**: the probability that a loan applicant defaults (`loan_default`). Each version is a model logged by a training "
         "run: the 11 raw applicant columns in, `probability_of_default` and `predicted_default` (at the version's own threshold) out.",
         "",
@@ -273,7 +277,7 @@ def model_description(name: str) -> str:
         "lowest adverse impact ratio when a minimum is set, and no worse than @production on the same rows. Registering sets "
         "@staging; `loan-default promote` moves it to @production, `loan-default rollback` moves @production back.",
         "",
-        "Each version's description gives its gate outcome, its figures and links to its model card and training run."])
+        "Each version's description gives its gate outcome, its figures and links to its model card and training run."]))
 
 def ui_link(experiment_id: str, run_id: str, path: str | None = None) -> str:
     "The MLflow UI's address of run `run_id` (or of its artifact `path`), relative to the UI's own page."
@@ -293,23 +297,26 @@ def _gate_lines(g: dict) -> list[str]:
     if g.get("age_rule_rows") is not None:
         air = f"; lowest adverse impact ratio {_num(g.get('lowest_air'), 3)} ({g.get('lowest_air_group')})" if g.get("lowest_air") is not None else ""
         floor = f", minimum {_num(g['min_air'], 2)}" if g.get("min_air") is not None else ""
-        out.append(f"- **Fair lending:** age rule broken for {int(float(g.get('age_rule_violations') or 0)):,} of "
-                   f"{int(float(g['age_rule_rows'])):,} applicants{air}{floor}.")
+        out.append(f"- **Fair lending:** age rule (risk never rises with age past 61) broken for {int(float(g.get('age_rule_violations') or 0)):,} "
+                   f"of {int(float(g['age_rule_rows'])):,} applicants checked{air}{floor}.")
     return out
 
 def version_description(gates: GateResult, metrics: dict, threshold, run_link: str, card: dict | None = None) -> str:
     "A version's description (markdown): gate outcome, test figures, @production comparison, fair lending, model card and run links."
     g, card = gates.figures, card or {}
-    head = "**Gates passed.**" if gates.passed else f"**Gates failed:** {'; '.join(gates.reasons) or 'see the gate.* tags'}."
+    figures = (f"test ROC AUC {_num(metrics.get('test_roc_auc'))}, F1 {_num(metrics.get('test_f1'))}, "
+               f"Brier {_num(metrics.get('test_brier'))}, threshold {_num(threshold, 3)}")
+    head = (f"Gates passed: {figures}." if gates.passed else       # plain text: the versions table shows this line as it is
+            f"Gates failed: {'; '.join(gates.reasons) or 'see the gate.* tags'} ({figures}).")
     if "html" in card:
         card_line = f"- **Model card:** [HTML]({card['html'][1]}) (`{card['html'][0]}`)" + (f", [markdown]({card['markdown'][1]})" if "markdown" in card else "") + "."
     else: card_line = f"- **Model card:** not written ({card.get('error') or 'no model_card.* tags'})."
-    return "\n".join([head, "",
+    return aliases_as_code("\n".join([head, "",
         f"- **Test split:** ROC AUC {_num(metrics.get('test_roc_auc'))} (minimum {_num(g.get('min_roc_auc'), 2)}), "
         f"F1 {_num(metrics.get('test_f1'))} (minimum {_num(g.get('min_f1'), 2)}), Brier score {_num(metrics.get('test_brier'))}, "
         f"decision threshold {_num(threshold, 3)}.",
         *_gate_lines(g), card_line,
-        f"- **Training run:** [{run_link.rsplit('/', 1)[-1]}]({run_link}): its description names the data and the chosen model."])
+        f"- **Training run:** [{run_link.rsplit('/', 1)[-1]}]({run_link}): its description names the data and the chosen model."]))
 
 # %% ../nbs/07_registry.ipynb #b14b0008
 def _card_links(client: MlflowClient, tags: dict) -> dict:

@@ -90,7 +90,7 @@ def run_source(notebook: str = "notebook", argv: list[str] | None = None) -> tup
     argv = sys.argv if argv is None else argv
     program = Path(argv[0]).name if argv else ""
     if program == "loan-default": return " ".join(["loan-default", *argv[1:2]]), "LOCAL"
-    if program.startswith("ipykernel"): return notebook, "NOTEBOOK"
+    if program.startswith("ipykernel"): return notebook, "LOCAL"   # MLflow's UI links type NOTEBOOK to a Databricks notebook
     return program or "python", "LOCAL"
 
 # %% ../nbs/07a_tracking.ipynb #b14a0005

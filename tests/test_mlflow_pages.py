@@ -31,7 +31,7 @@ def test_training_run_has_a_description_naming_its_data(registered):
     assert note.strip(), run.data.tags
     for part in ("synth.csv", report["sha256"][:16], f"{report['rows_in']:,} rows read", "ROC AUC 0.", "F1 0.", "Brier 0.", "lightgbm"):
         assert part in note, (part, note)
-    assert run.data.tags["mlflow.source.name"] != "ipykernel_launcher.py" and run.data.tags["mlflow.source.type"] in ("LOCAL", "NOTEBOOK")
+    assert run.data.tags["mlflow.source.name"] != "ipykernel_launcher.py" and run.data.tags["mlflow.source.type"] == "LOCAL"
     assert (run.info.end_time - run.info.start_time) / 1000 >= result.seconds    # the run covers the training, not only the logging
 
 def test_training_run_has_dataset_inputs_with_digests(registered):
@@ -53,12 +53,12 @@ def test_logged_model_has_a_meaningful_name(registered):
 
 def test_registered_model_and_every_version_have_descriptions(registered):
     client, reg = registered["client"], registered["reg"]
-    assert "no worse than @production" in (client.get_registered_model(NAME).description or "")
+    assert "no worse than `@production`" in (client.get_registered_model(NAME).description or "")
     versions = client.search_model_versions(f"name = '{NAME}'")
     assert [v.version for v in versions] == [reg.version] == ["1"]
     for v in versions:
         d = v.description or ""
-        assert d.startswith("**Gates passed.**") and "Brier score 0." in d and "decision threshold 0." in d, d
+        assert d.startswith("Gates passed: test ROC AUC 0.") and "Brier score 0." in d and "decision threshold 0." in d, d
         card = v.tags["model_card.html"]                                  # the card's own tag, linked on the run's artifact page
         assert card.startswith("runs:/") and f"({card})" not in d and f"`{card}`" in d
         assert f"#/experiments/{client.get_run(v.run_id).info.experiment_id}/runs/{v.run_id}/artifacts/model_card/model_card.html" in d

@@ -70,8 +70,8 @@ def test_model_life(env, mlflow_server, synthetic_csv, tmp_path):
     # every version's page says why it got in and links its card; the model's page says what it is
     assert c.get_registered_model("life-of-a-model").description
     for v in c.search_model_versions("name = 'life-of-a-model'"):
-        assert (v.description or "").startswith("**Gates passed.**") and "model_card/model_card.html" in v.description, (v.version, v.description)
-    assert "**Against @production version 1**" in c.get_model_version("life-of-a-model", "2").description
+        assert (v.description or "").startswith("Gates passed: ") and "model_card/model_card.html" in v.description, (v.version, v.description)
+    assert "**Against `@production` version 1**" in c.get_model_version("life-of-a-model", "2").description
 
 def test_refusal_registers_nothing(mlflow_server, synthetic_csv, tmp_path):
     env = {"MLFLOW_TRACKING_URI": mlflow_server, "LD_MODEL_NAME": "refused-model", "LD_MIN_F1": "0.99"}
