@@ -10,7 +10,7 @@ __all__ = ['promote', 'rollback', 'cli', 'validate', 'stats', 'synth', 'train', 
 import functools, os, shutil, sys
 from pathlib import Path
 import click
-from .config import ConfigError, get_settings, given, resolved, setting_text
+from .config import ConfigError, get_settings, given, resolved, setting_text, command_hint
 from .schema import DataError
 
 # %% ../nbs/90_cli.ipynb #f2b3074b
@@ -52,15 +52,6 @@ def _model_option(command):
     with_old_spelling = click.option("--name", "old_model_name", default=None, hidden=True,
                                      help="The old spelling of --model")(with_old_spelling)
     return _setting_option("--model", "model_name", setting="model_name", help="Registered model name")(with_old_spelling)
-
-# %% ../nbs/90_cli.ipynb #ed512f9c
-def _command_hint(name: str) -> str:
-    "How to type console script `name` (installed beside this Python) so that it runs: `name` if PATH finds it, else its path."
-    script = Path(sys.executable).parent / name
-    found = shutil.which(name)
-    if found and Path(found).resolve() == script.resolve(): return name
-    try: return str(script.relative_to(Path.cwd()))
-    except ValueError: return str(script)
 
 # %% ../nbs/90_cli.ipynb #7cd4bdba
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -218,7 +209,7 @@ def pipeline(data, out, time_budget_s, seed):
     t, reg = run.train["test"], run.registration
     click.echo(f"test split: ROC AUC {t['roc_auc']:.4f}, F1 {t['f1']:.4f}, Brier {t['brier']:.4f} (run {run.train['run_id']})")
     click.echo(_pipeline_registration(reg))
-    ui = uri if uri.startswith("http") else f"`{_command_hint('mlflow')} ui` in this folder, then http://127.0.0.1:5000"
+    ui = uri if uri.startswith("http") else f"`{command_hint('mlflow')} ui` in this folder, then http://127.0.0.1:5000"
     click.echo(f"reports: {run.run_dir} (executed job notebooks in {run.run_dir / 'jobs'}); MLflow UI: {ui}")
 
 # %% ../nbs/90_cli.ipynb #dda17682
@@ -334,7 +325,7 @@ def _usage_line(e: click.UsageError, argv: list[str]) -> str:
     named = next((a for a in argv if a in cli.commands), None)          # click leaves out the context of some mistakes
     where = e.ctx.command_path if e.ctx else "loan-default" + (f" {named}" if named else "")
     what = " ".join(e.format_message().split()).rstrip(".")
-    help = _command_hint("loan-default") + where.removeprefix("loan-default") + " --help"
+    help = command_hint("loan-default") + where.removeprefix("loan-default") + " --help"
     return f"error: {where}: {what[:1].lower() + what[1:]} (see {help})"
 
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())    # `loan-default` alone (click 8.2+): its help, not an error line

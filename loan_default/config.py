@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FAULT_ENV', 'MLFLOW_VARIABLES', 'Settings', 'ConfigError', 'get_settings', 'crash_point', 'given', 'resolved',
-           'setting_text', 'settings_table']
+           'setting_text', 'command_hint', 'settings_table']
 
 # %% ../nbs/00_config.ipynb #9f7699ae
 import os, signal
@@ -171,6 +171,17 @@ def setting_text(name: str, shown: str = "{}") -> str:
     try: value = getattr(get_settings(), name)
     except ConfigError: return var
     return f"{shown.format(_value_text(value))} ({var})"
+
+# %% ../nbs/00_config.ipynb #5304aea5
+import shutil, sys
+
+def command_hint(name: str) -> str:
+    "How to type console script `name` (installed beside this Python) so that it runs: `name` if PATH finds it, else its path."
+    script = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == script.resolve(): return name
+    try: return str(script.relative_to(Path.cwd()))
+    except ValueError: return str(script)
 
 # %% ../nbs/00_config.ipynb #8461da57
 MLFLOW_VARIABLES = {

@@ -10,7 +10,7 @@ __all__ = ['STAGING', 'PRODUCTION', 'PREVIOUS_TAG', 'REGISTRATION_TAG', 'PENDING
            'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
-import fcntl, hashlib, os, re, signal, tempfile
+import fcntl, hashlib, os, re, shlex, signal, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +186,7 @@ def load_version(name: str, version: str | None = None, alias: str | None = "pro
 
 # %% ../nbs/07_registry.ipynb #c5a0e002
 from .config import FAULT_ENV, crash_point as _step   # the fault tests' one hook
-from .config import get_settings, given
+from .config import command_hint, get_settings, given
 STEPS = dict(register=("register.model-created", "register.version-created", "register.model-card", "register.staging"),
              promote=("promote.intent", "promote.previous-on-version", "promote.previous-on-model", "promote.production",
                       "promote.staging-removed"),
@@ -416,11 +416,16 @@ def _exclusive(name: str):
         yield
 
 # %% ../nbs/07_registry.ipynb #d1a7b621
+def _retry_command(name: str, args: str) -> str:
+    "The `loan-default` command line that retries `args` on model `name`, as a user can type it here (`config.command_hint`)."
+    model = "" if name == get_settings().model_name else f" --model {shlex.quote(name)}"
+    return f"`{command_hint('loan-default')} {args}{model}`"
+
 def _unfinished(name: str, op) -> RegistryError:
     kind, to, frm = op
     safe = f"--version {to}" if kind == "promote" else f"--from {frm}"
     return RegistryError(f"an interrupted {kind} of '{name}' (@production {frm or 'unset'} -> version {to}) is not finished: "
-                         f"run `loan-default {kind}` again to complete it (retry-safe: `loan-default {kind} {safe}`)")
+                         f"run {_retry_command(name, kind)} again to complete it (retry-safe: {_retry_command(name, f'{kind} {safe}')})")
 
 # %% ../nbs/07_registry.ipynb #e9a06923
 def register(run_id: str | None = None, name: str = "loan-default", experiment: str = "loan-default",
@@ -474,7 +479,7 @@ def _in_between(name: str, op, aliases: dict) -> RegistryError:
                          f"by hand, then delete the registered model's tag {OPERATION_TAG}")
 
 # %% ../nbs/07_registry.ipynb #c5a0e010
-def _rerun_register(v) -> str: return f"run `loan-default register --run-id {v.run_id}` again to complete it"
+def _rerun_register(v) -> str: return f"run {_retry_command(v.name, f'register --run-id {v.run_id}')} again to complete it"
 
 def _candidate(client: MlflowClient, name: str, aliases: dict) -> str:
     "The @staging version, if it and every newer version finished registering; else `RegistryError` saying which did not."

@@ -84,7 +84,7 @@ def test_a_model_life_killed_at_every_step(store, expected):
     do(name, runs, "r1", "p")
     for step in STEPS["register"][1:]:
         killed("register", "--run-id", runs[1], "--name", name, at=step, env=env, cwd=d)
-        with pytest.raises(registry.RegistryError, match=f"version 2 .*has not finished registering: run `loan-default register --run-id {runs[1]}`"):
+        with pytest.raises(registry.RegistryError, match=f"version 2 .*has not finished registering: run `(\\S*/)?loan-default register --run-id {runs[1]} --model {name}`"):
             registry.promote(name)
         assert state(c, name)["aliases"]["production"] == "1" and state(c, name)["versions"]["2"][REGISTRATION_TAG] == "pending"
     one_line_error(run_cli("promote", "--name", name, env=env, cwd=d), "version 2", "has not finished registering")
@@ -97,7 +97,7 @@ def test_a_model_life_killed_at_every_step(store, expected):
         s = state(c, name)
         assert s["model_tags"][OPERATION_TAG] == "promote 2 1" and s["aliases"]["production"] in ("1", "2"), (step, s)
         for f in (registry.rollback, lambda n: registry.register(runs[0], n, **GATES)):
-            with pytest.raises(registry.RegistryError, match="interrupted promote .* run `loan-default promote` again .*retry-safe: `loan-default promote --version 2`"): f(name)
+            with pytest.raises(registry.RegistryError, match=f"interrupted promote .* run `(\\S*/)?loan-default promote --model {name}` again .*retry-safe: `(\\S*/)?loan-default promote --version 2 --model {name}`"): f(name)
     r = run_cli("promote", "--name", name, env=env, cwd=d)
     assert r.returncode == 0 and "@production -> version 2 (was 1)" in r.stdout, (r.stdout, r.stderr)
     assert state(c, name) == expected["r1 p r2 p"]
@@ -106,7 +106,7 @@ def test_a_model_life_killed_at_every_step(store, expected):
     for step in STEPS["rollback"]:
         killed("rollback", "--name", name, at=step, env=env, cwd=d)
         assert state(c, name)["model_tags"][OPERATION_TAG] == "rollback 1 2"
-        with pytest.raises(registry.RegistryError, match="interrupted rollback .* run `loan-default rollback` again"): registry.promote(name)
+        with pytest.raises(registry.RegistryError, match=f"interrupted rollback .* run `(\\S*/)?loan-default rollback --model {name}` again"): registry.promote(name)
     r = run_cli("rollback", "--name", name, env=env, cwd=d)     # finishes this rollback: never a second step back
     assert r.returncode == 0 and "back to version 1 (was 2)" in r.stdout, (r.stdout, r.stderr)
     assert state(c, name) == expected["r1 p r2 p b"]
@@ -241,13 +241,13 @@ def test_interrupted_operations_finished_by_the_same_explicit_move_only(store, e
     do(name, runs, "r1", "p", "r2")
     cli = lambda *a: run_cli(*a, "--name", name, env=env, cwd=d)
     killed("promote", "--version", "2", "--name", name, at="promote.production", env=env, cwd=d)
-    one_line_error(cli("promote", "--version", "1"), "interrupted promote", "retry-safe: `loan-default promote --version 2`")
+    one_line_error(cli("promote", "--version", "1"), "interrupted promote", f"loan-default promote --version 2 --model {name}`")
     one_line_error(cli("rollback", "--from", "2"), "interrupted promote")
     r = cli("promote", "--version", "2")
     assert r.returncode == 0 and "@production -> version 2 (was 1)" in r.stdout, (r.stdout, r.stderr)
     assert state(c, name) == expected["r1 p r2 p"]
     killed("rollback", "--from", "2", "--name", name, at="rollback.production", env=env, cwd=d)
-    one_line_error(cli("rollback", "--from", "1"), "interrupted rollback", "retry-safe: `loan-default rollback --from 2`")
+    one_line_error(cli("rollback", "--from", "1"), "interrupted rollback", f"loan-default rollback --from 2 --model {name}`")
     r = cli("rollback", "--from", "2")
     assert r.returncode == 0 and "back to version 1 (was 2)" in r.stdout, (r.stdout, r.stderr)
     assert state(c, name) == expected["r1 p r2 p b"]
