@@ -117,6 +117,7 @@ class _DebugSettings(BaseSettings):
     traceback: bool = Field(False, description="`1`: a failing command shows its traceback instead of one line")
     require_browser: bool = Field(False, description="Like `LD_REQUIRE_REAL_DATA`: the browser tests fail, rather than skip, without Chromium (CI sets it)")
     require_spark: bool = Field(False, description="Like `LD_REQUIRE_REAL_DATA`: the Spark tests fail, rather than skip, without pyspark (CI sets it)")
+    require_postgres: bool = Field(False, description="Like `LD_REQUIRE_REAL_DATA`: the PostgreSQL tests fail, rather than skip, without PostgreSQL (CI sets it)")
     fault_kill_at: str | None = Field(None, description="Test hook, never set it otherwise: the fault tests name a step, and the process kills itself (SIGKILL) there, as in a crash")
 
 # %% ../nbs/00_config.ipynb #7266493c

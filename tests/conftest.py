@@ -75,3 +75,19 @@ def mlflow_server(tmp_path_factory):
         yield uri
     finally:
         stop(proc); log.close()
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    "A real PostgreSQL server of the tests' own (procs.Postgres), stopped by its PID: CI (LD_REQUIRE_POSTGRES=1) fails without it."
+    from procs import Postgres
+    from loan_default.config import get_settings
+    if Postgres.bindir() is None:
+        if get_settings().require_postgres: pytest.fail("LD_REQUIRE_POSTGRES is set but PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    import tempfile
+    # its own folder under /tmp: the postgres user must reach it (pytest's base temp folder is private to root)
+    server = Postgres(Path(tempfile.mkdtemp(prefix="ld-pg-"))).start()
+    try: yield server
+    finally:
+        server.stop()
+        import shutil; shutil.rmtree(server.root, ignore_errors=True)
