@@ -97,3 +97,77 @@ class Postgres:
         for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
             self._run(psql, "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql)
         return self.url(name)
+
+class SparkCluster:
+    """A real Spark standalone cluster of our own: a master and `workers` workers on 127.0.0.1, stopped by their PIDs.
+
+    pyspark's distribution provides the launcher (`bin/spark-class`; `make install-spark`). Each worker gets its own
+    `--work-dir` (and scratch folder) under `root`, a temporary folder: without one a worker writes into the venv's
+    `pyspark/work`. `.start()` returns once the master's status page (`/json`) lists every worker as ALIVE."""
+    def __init__(self, root, workers: int = 2, cores: int = 1, memory: str = "1g"):
+        from pathlib import Path
+        self.root, self.workers, self.cores, self.memory = Path(root), workers, cores, memory
+        self.port, self.ui_port = free_port(), free_port()
+        self.procs: list[subprocess.Popen] = []
+
+    @staticmethod
+    def spark_home():
+        "pyspark's own folder (its bin/spark-class launches the daemons), or None when pyspark is not installed."
+        import importlib.util
+        from pathlib import Path
+        spec = importlib.util.find_spec("pyspark")
+        return Path(spec.origin).parent if spec and spec.origin else None
+
+    @property
+    def master(self) -> str: return f"spark://127.0.0.1:{self.port}"
+
+    @property
+    def ui(self) -> str: return f"http://127.0.0.1:{self.ui_port}"
+
+    def _launch(self, name: str, *args) -> subprocess.Popen:
+        import sys
+        home = self.spark_home()
+        if home is None: raise RuntimeError("pyspark is not installed (make install-spark)")
+        folder = self.root / name
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOCAL_DIRS": str(folder / "tmp"),
+               "SPARK_LOG_DIR": str(folder), "SPARK_WORKER_DIR": str(folder / "work"), "PYSPARK_PYTHON": sys.executable}
+        log = open(folder / "daemon.log", "w")
+        proc = subprocess.Popen([str(home / "bin" / "spark-class"), *map(str, args)], stdout=log, stderr=subprocess.STDOUT,
+                                cwd=folder, env=env, start_new_session=True)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def status(self) -> dict:
+        "The master's status page as JSON: `workers` (each with `state`), `aliveworkers`, `cores`, `activeapps`..."
+        import requests
+        return requests.get(f"{self.ui}/json/", timeout=5).json()
+
+    def start(self, timeout: float = 120) -> "SparkCluster":
+        "Start the master, then the workers, and wait until the master reports all of them ALIVE."
+        master = self._launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", self.port,
+                              "--webui-port", self.ui_port)
+        try:
+            wait_for(f"{self.ui}/json/", timeout=timeout, proc=master)
+            for i in range(self.workers):
+                self._launch(f"worker{i + 1}", "org.apache.spark.deploy.worker.Worker", self.master, "--host", "127.0.0.1",
+                             "--cores", self.cores, "--memory", self.memory, "--webui-port", free_port(),
+                             "--work-dir", self.root / f"worker{i + 1}" / "work")
+            deadline = time.monotonic() + timeout
+            while sum(w.get("state") == "ALIVE" for w in self.status().get("workers", [])) < self.workers:
+                dead = [p for p in self.procs if p.poll() is not None]
+                if dead: raise RuntimeError(f"a Spark daemon exited with {dead[0].returncode}: see {self.root}/*/daemon.log")
+                if time.monotonic() > deadline: raise TimeoutError(f"{self.workers} workers not ALIVE at {self.ui} within {timeout} s")
+                time.sleep(0.5)
+        except BaseException:
+            self.stop(); raise
+        return self
+
+    @property
+    def pids(self) -> list[int]: return [p.pid for p in self.procs]
+
+    def stop(self) -> None:
+        "Stop the workers, then the master, each by its PID (its process group: the JVM and any executors it started)."
+        for proc in reversed(self.procs): stop(proc)
+        self.procs = []
