@@ -4,19 +4,20 @@
 
 # %% auto #0
 __all__ = ['EXAMPLE_APPLICANTS', 'ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', 'log', 'METADATA',
-           'PREDICTIONS', 'OUTCOMES', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH',
-           'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS', 'EXAMPLE_ANSWER', 'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES',
-           'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION', 'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR',
-           'DOCS_ASSETS', 'DOCS_POLICY', 'WORKER_HEALTHCHECK_S', 'PredictRequest', 'json_response', 'error_response',
-           'input_problems', 'problems_message', 'applicant_columns', 'ServedVersion', 'load_served',
-           'ModelUnavailable', 'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file',
-           'store_engine', 'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
-           'record_predictions', 'record_prediction_batches', 'record_outcomes', 'ServiceMetrics', 'new_id',
-           'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body',
-           'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason',
-           'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes',
-           'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
-           'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
+           'PREDICTIONS', 'OUTCOMES', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'STORE_CONNECT_TIMEOUT_S', 'ENDPOINTS',
+           'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS', 'EXAMPLE_ANSWER',
+           'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
+           'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR', 'DOCS_ASSETS', 'DOCS_POLICY', 'WORKER_HEALTHCHECK_S',
+           'PredictRequest', 'json_response', 'error_response', 'input_problems', 'problems_message',
+           'applicant_columns', 'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason',
+           'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file', 'store_engine', 'StoreOrphaned',
+           'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore', 'record_predictions',
+           'record_prediction_batches', 'record_outcomes', 'ServiceMetrics', 'new_id', 'presented_key', 'Refusal',
+           'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body', 'JSONBodyRoute', 'repeated_ids',
+           'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader',
+           'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes', 'reason_codes_body',
+           'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config', 'HeadTimeoutProtocol',
+           'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
 
 # %% ../nbs/09_serve.ipynb #f5384466
 import asyncio, contextlib, dataclasses, fcntl, gc, glob, hmac, json, logging, os, queue, random, re, socket, sqlite3, threading, time, traceback, uuid, zlib
@@ -279,6 +280,7 @@ def _set_aside_repeats(conn, name: str) -> int:
 
 def migrate(conn) -> list[str]:
     "Create missing tables and bring a store of an earlier version to this schema; what was done."
+    if conn.dialect.name == "postgresql": conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('loan_default.prediction_store'))"))  # workers start together
     METADATA.create_all(conn)
     insp, done = sa.inspect(conn), []
     if "reasons" not in {c["name"] for c in insp.get_columns("predictions")}:
@@ -299,11 +301,25 @@ def sqlite_file(url) -> str | None:
     u = sa.make_url(url)
     return os.path.abspath(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
 
+STORE_CONNECT_TIMEOUT_S = 5
+
+def _server_options(url) -> dict:
+    "A database server's connection options: give up connecting after `STORE_CONNECT_TIMEOUT_S` (unless the URL says otherwise), so a 503 comes quickly."
+    u = sa.make_url(url)
+    return {"connect_timeout": STORE_CONNECT_TIMEOUT_S} if u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query else {}
+
 def store_engine(url: str, synchronous: str = "FULL") -> sa.Engine:
-    "An engine for the prediction store (no pool: the writer holds its one connection); SQLite gets its folder, WAL, `synchronous` and `BEGIN IMMEDIATE`."
+    "An engine for the prediction store (no pool: the writer holds its one connection); SQLite gets its folder, WAL, `synchronous` and `BEGIN IMMEDIATE`, PostgreSQL a connect timeout and `synchronous_commit` on."
     if synchronous not in SQLITE_SYNCHRONOUS: raise ValueError(f"synchronous must be one of {SQLITE_SYNCHRONOUS}")
     if path := sqlite_file(url): os.makedirs(os.path.dirname(path), exist_ok=True)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=_server_options(url))
+    if engine.dialect.name == "postgresql":
+        @sa.event.listens_for(engine, "connect")
+        def _durable(dbapi_conn, _record):
+            with dbapi_conn.cursor() as cur:                               # a server set to synchronous_commit=off would ack before the WAL flush
+                cur.execute("SHOW synchronous_commit")
+                if cur.fetchone()[0] in ("off", "local"): cur.execute("SET synchronous_commit TO on")
+            dbapi_conn.commit()
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -329,6 +345,7 @@ def _store_reason(e: BaseException) -> str:
     "What went wrong, in one short line without paths or URLs."
     orig = getattr(e, "orig", None) or e
     if isinstance(orig, sqlite3.Error) or isinstance(e, OSError) and e.strerror: return (getattr(e, "strerror", None) or str(orig)).splitlines()[0][:120]
+    if getattr(e, "connection_invalidated", False) or isinstance(e, sa.exc.OperationalError): return f"the database server cannot be reached ({type(orig).__name__})"
     return type(orig).__name__
 
 def _corrupt(e: BaseException) -> bool:
@@ -392,7 +409,8 @@ class PredictionStore:
     "The prediction log: one writer thread holding one connection, group commits, a watch on the file; `await call(fn, ...)` returns once `fn`'s rows are durable."
     def __init__(self, url: str, synchronous: str = "FULL", check_s: float = 1.0):
         self.path, self.check_s = sqlite_file(url), check_s
-        self.name = os.path.basename(self.path) if self.path else sa.make_url(url).render_as_string(hide_password=True)
+        u = sa.make_url(url)
+        self.name = os.path.basename(self.path) if self.path else f"'{u.database}' on {u.get_backend_name()}"   # no host or user: callers see it
         self.engine = store_engine(url, synchronous)
         self.problem: str | None = None
         self._conn = self._ident = self._rescue = None
@@ -500,14 +518,26 @@ def _failed(self: PredictionStore, e: BaseException) -> None:
     if self._rescue: reason = f"it was deleted or replaced while serving and cannot be restored ({reason}); its rows are kept in {os.path.basename(self._rescue)}"
     if self.problem is None: _event(logging.ERROR, "prediction_store_unavailable", store=self.name, reason=reason, error=type(e).__name__)
     self.problem = f"the prediction store {self.name} cannot be written: {reason}"
+    if self.path is None: self._close()                   # a server's connection may be broken or mid-transaction: the next write connects anew
 
 # %% ../nbs/09_serve.ipynb #c62dd160
+class _Raced(Exception):
+    "Another writer (a worker, another replica) committed one of these ids between our read and our insert: run the transaction again."
+
+def _committed(conn, jobs: list, tries: int = 5) -> list:
+    "`jobs` run in one transaction and committed; run again (after a rollback) while another writer raced them (`_Raced`)."
+    for attempt in range(tries):
+        try:
+            with conn.begin(): return _run_jobs(conn, jobs)
+        except _Raced:
+            if attempt == tries - 1: raise
+
 @patch
 def _transaction(self: PredictionStore, jobs: list, retry: bool = True) -> list:
     "Run `jobs` in one transaction on the file at the path, checked again after the commit; their results (a `Conflict` in place of one)."
     try:
         self._ensure()
-        with self._writers_turn(), self._conn.begin(): results = _run_jobs(self._conn, jobs)
+        with self._writers_turn(): results = _committed(self._conn, jobs)
         if not self._same_file(): self._ensure()           # moved during the commit: the rescued copy carries these rows to the path
     except sa.exc.IntegrityError: raise
     except (sa.exc.DBAPIError, sqlite3.Error, OSError) as e:
@@ -545,9 +575,10 @@ def _commit_each(self: PredictionStore, jobs: list) -> None:
 # %% ../nbs/09_serve.ipynb #26f67efb
 @patch
 def _check(self: PredictionStore) -> None:
-    "While idle: follow the file if it moved, and retry a failing store with a heartbeat write."
-    if self.problem is None and self._same_file(): return
-    with contextlib.suppress(Exception): self._transaction([(_heartbeat, (), None)])
+    "While idle: follow the file if it moved, retry a failing store with a heartbeat write, and ping a database server (it may have gone away)."
+    if self.problem is None and self._same_file() and self.path is not None: return
+    job = _ping if self.problem is None and self.path is None else _heartbeat
+    with contextlib.suppress(Exception): self._transaction([(job, (), None)])
 
 @patch
 def _run(self: PredictionStore) -> None:
@@ -574,7 +605,13 @@ def close(self: PredictionStore) -> None:
     if self._turn is not None and not self._thread.is_alive(): os.close(self._turn); self._turn = None    # a stuck writer keeps it
 
 def _heartbeat(conn) -> None:
-    conn.execute(HEARTBEAT.delete()); conn.execute(HEARTBEAT.insert().values(id=1, at=datetime.now(timezone.utc)))
+    now = datetime.now(timezone.utc)
+    if conn.dialect.name == "postgresql":                 # an upsert: workers beating at once would both insert id 1
+        from sqlalchemy.dialects.postgresql import insert
+        conn.execute(insert(HEARTBEAT).values(id=1, at=now).on_conflict_do_update(index_elements=["id"], set_={"at": now})); return
+    conn.execute(HEARTBEAT.delete()); conn.execute(HEARTBEAT.insert().values(id=1, at=now))
+
+def _ping(conn) -> None: conn.execute(sa.text("SELECT 1"))
 
 def _count(conn, table: sa.Table) -> int: return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
@@ -596,11 +633,18 @@ def _answer(stored: dict, rows: list[dict]) -> tuple:
     return ([stored[a] | {"replayed": True} if (a := r["application_id"]) in stored else r | {"replayed": False} for r in rows],
             [r for r in rows if r["application_id"] not in stored])
 
+def _insert_new(conn, table: sa.Table, rows: list[dict]) -> None:
+    "Insert `rows` (ids this transaction read as new); on PostgreSQL an id another writer committed meanwhile is skipped (ON CONFLICT) and `_Raced` says so."
+    if conn.dialect.name != "postgresql": conn.execute(table.insert(), rows); return     # SQLite: BEGIN IMMEDIATE already keeps other writers out
+    from sqlalchemy.dialects.postgresql import insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["application_id"]).returning(table.c.application_id)
+    if len(conn.execute(stmt, rows).all()) < len(rows): raise _Raced(table.name)
+
 def record_predictions(conn, rows: list[dict]) -> list[dict]:
     "Store `rows`; an id already stored with the same inputs gets its stored row back (`replayed`), with other inputs a `Conflict`."
     answer, new = _answer(_stored(conn, PREDICTIONS, [r["application_id"] for r in rows]), rows)
     if isinstance(answer, Conflict): raise answer
-    if new: conn.execute(PREDICTIONS.insert(), new)
+    if new: _insert_new(conn, PREDICTIONS, new)
     return answer
 
 def record_prediction_batches(conn, requests: list[list[dict]]) -> list:
@@ -611,7 +655,7 @@ def record_prediction_batches(conn, requests: list[list[dict]]) -> list:
         answer, fresh = _answer(stored, rows)
         stored.update((r["application_id"], r) for r in fresh)
         answers.append(answer); new += fresh
-    if new: conn.execute(PREDICTIONS.insert(), new)
+    if new: _insert_new(conn, PREDICTIONS, new)
     return answers
 
 def record_outcomes(conn, rows: list[dict]) -> dict:
@@ -622,7 +666,7 @@ def record_outcomes(conn, rows: list[dict]) -> dict:
     clash = [dict(row=i, field="loan_status", problem=f"'{a}' already has outcome {known[a]['loan_status']}: the first outcome is kept")
              for i, r in enumerate(rows) if (a := r["application_id"]) in known and known[a]["loan_status"] != r["loan_status"]]
     if clash: raise Conflict(clash)
-    if new := [r for r in rows if r["application_id"] in scored and r["application_id"] not in known]: conn.execute(OUTCOMES.insert(), new)
+    if new := [r for r in rows if r["application_id"] in scored and r["application_id"] not in known]: _insert_new(conn, OUTCOMES, new)
     return dict(recorded=len(new), already_recorded=sum(a in known for a in ids), unmatched=[a for a in ids if a not in scored and a not in known])
 
 # %% ../nbs/09_serve.ipynb #6de81198
