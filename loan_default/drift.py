@@ -4,18 +4,19 @@
 
 # %% auto #0
 __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_PERIODS', 'RULE_NAMES', 'WHERE', 'RAGGED_COL',
-           'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'PERIOD_WORDS', 'MIN_AUTO_CHUNKS', 'AUTO_CHOSEN', 'STORE_COLUMNS', 'DRIFT',
-           'FAIL_ON', 'PANDAS', 'shares', 'psi', 'Thresholds', 'overall_status', 'feature_counts', 'psi_table',
-           'value_facts', 'quality_row', 'quality_from_counts', 'quality_table', 'with_line_rules', 'contract_section',
-           'default_chunk_size', 'chunks_by_size', 'chunks_by_period', 'control_limits', 'western_electric',
-           'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section', 'weighted_auc', 'bootstrap_scores',
-           'expected_from_sums', 'expected_performance', 'realised_performance', 'judge_expected', 'enough_outcomes',
-           'performance_section', 'check_columns', 'checked_scores', 'checked_labels', 'parse_times', 'RowNames',
-           'Checked', 'check_current', 'fair_lending_counts', 'fair_lending_section', 'DriftCounts', 'auto_period',
-           'Laps', 'pandas_counts', 'monitoring_sections', 'summary_section', 'counts_report', 'drift_report',
-           'plot_psi', 'plot_p_chart', 'plot_distributions', 'report_html', 'write_report', 'read_current',
-           'check_window', 'check_window_column', 'empty_window', 'in_window', 'shown_url', 'store_engine',
-           'read_store', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
+           'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'PERIOD_WORDS', 'MIN_AUTO_CHUNKS', 'AUTO_CHOSEN', 'STORE_COLUMNS',
+           'STORE_CHUNK_ROWS', 'DRIFT', 'FAIL_ON', 'PANDAS', 'shares', 'psi', 'Thresholds', 'overall_status',
+           'feature_counts', 'psi_table', 'value_facts', 'quality_row', 'quality_from_counts', 'quality_table',
+           'with_line_rules', 'contract_section', 'default_chunk_size', 'chunks_by_size', 'chunks_by_period',
+           'control_limits', 'western_electric', 'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section',
+           'weighted_auc', 'bootstrap_scores', 'expected_from_sums', 'expected_performance', 'realised_performance',
+           'judge_expected', 'enough_outcomes', 'performance_section', 'check_columns', 'checked_scores',
+           'checked_labels', 'parse_times', 'RowNames', 'Checked', 'check_current', 'fair_lending_counts',
+           'fair_lending_section', 'DriftCounts', 'auto_period', 'Laps', 'pandas_counts', 'monitoring_sections',
+           'summary_section', 'counts_report', 'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions',
+           'report_html', 'write_report', 'read_current', 'utc_time', 'check_window', 'check_window_column',
+           'empty_window', 'in_window', 'shown_url', 'store_engine', 'store_tables', 'store_bound', 'read_store',
+           'store_versions', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
            'version_scorer', 'version_baseline', 'timeline_metrics', 'log_drift_run', 'exit_status', 'DriftResult',
            'summary_line', 'alert_channel', 'PandasEngine', 'drift_command']
 
@@ -682,7 +683,7 @@ def monitoring_sections(c: DriftCounts, profile: dict, th: Thresholds, b: Baseli
     w = outcome_window(window)
     if w is not None and (not c.chunk_ends or c.chunk_ends[0] is None):
         raise DataError("--outcome-window needs a scored_at column: an outcome matures with the time its loan was scored")
-    as_of = _utc(as_of, "--as-of") if as_of is not None else pd.Timestamp.now(tz="UTC")
+    as_of = utc_time(as_of, "--as-of") if as_of is not None else pd.Timestamp.now(tz="UTC")
     ripe = matured(c.chunk_ends, w, as_of)
     records, lines, meta = timeline_section(c.stats, profile, th, b, c.chunk_starts, c.chunk_ends, ripe)
     segments = segments_section(c.segment_tables, b, th) if b is not None and c.segment_tables is not None else None
@@ -857,7 +858,7 @@ def read_current(path) -> pd.DataFrame:
     return frame.assign(**{WHERE: [f"line {n}" for n in lines], RAGGED_COL: [b or r for b, r in zip(broken, ragged)]})
 
 # %% ../nbs/10_drift.ipynb #72809bea
-def _utc(t, what: str = "time") -> pd.Timestamp | None:
+def utc_time(t, what: str = "time") -> pd.Timestamp | None:
     "`t` as a UTC timestamp (naive values are taken as UTC); `DataError` naming `what` when it is not a time."
     if t is None: return None
     try: ts = pd.Timestamp(t.strip() if isinstance(t, str) else t)
@@ -867,12 +868,9 @@ def _utc(t, what: str = "time") -> pd.Timestamp | None:
 
 def check_window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     "`--since` and `--until` as UTC times; `DataError` when either is not a time or the window is empty."
-    lo, hi = _utc(since, "--since"), _utc(until, "--until")
+    lo, hi = utc_time(since, "--since"), utc_time(until, "--until")
     if lo is not None and hi is not None and lo >= hi: raise DataError(f"--since {since} is not before --until {until}: the window holds no time")
     return lo, hi
-
-def _utc_naive(t, what: str = "time"):
-    return None if t is None else _utc(t, what).tz_localize(None).to_pydatetime()
 
 # %% ../nbs/10_drift.ipynb #d1f7a050
 def check_window_column(columns, since=None, until=None) -> None:
@@ -937,7 +935,7 @@ def _inputs_frame(inputs) -> pd.DataFrame:
 # %% ../nbs/10_drift.ipynb #d1f7a041
 STORE_COLUMNS = ("id", "application_id", "scored_at", "model_name", "model_version", SCORE, DECISION, "inputs")
 
-def _store_tables(engine, shown: str):
+def store_tables(engine, shown: str):
     "The store's predictions table and its outcomes table (None when it has none usable); `DataError` when it is no prediction store."
     import sqlalchemy as sa
     names = set(sa.inspect(engine).get_table_names())
@@ -948,49 +946,99 @@ def _store_tables(engine, shown: str):
     if missing := [c for c in STORE_COLUMNS if c not in pr.c]: raise DataError(f"{shown}: its predictions table has no column {', '.join(missing)}: not a prediction store")
     return pr, oc if oc is not None and all(c in oc.c for c in ("id", "application_id", TARGET)) else None
 
-# %% ../nbs/10_drift.ipynb #6bb5ad24
-def read_store(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None) -> pd.DataFrame:
-    "Predictions logged in `[since, until)` (UTC), with their applicant fields and their latest outcome (`loan_status`, NaN until known)."
+# %% ../nbs/10_drift.ipynb #d7759e20
+STORE_CHUNK_ROWS = 50_000
+
+def _store_query(pr, oc, dialect: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None):
+    "The store's predictions in `[since, until)` with their latest outcome, in time order (`since`/`until` UTC times)."
     import sqlalchemy as sa
-    check_window(since, until)
-    since, until = _utc_naive(since, "--since"), _utc_naive(until, "--until")
-    engine, shown = store_engine(url), shown_url(url)
-    try:
-        pr, oc = _store_tables(engine, shown)
-        text = lambda c: sa.cast(c, sa.Text).label(c.name)      # stored text as stored: a bad time or JSON is named, not a crash
-        cols = [pr.c.application_id, text(pr.c.scored_at) if engine.dialect.name == "sqlite" else pr.c.scored_at, pr.c.model_name,
-                pr.c.model_version, pr.c[SCORE], pr.c[DECISION], text(pr.c.inputs)]
-        if oc is None: q = sa.select(*cols, sa.null().label(TARGET))
-        else:
-            latest = sa.select(oc.c.application_id, sa.func.max(oc.c.id).label("id")).group_by(oc.c.application_id).subquery()
-            outcome = sa.select(oc.c.application_id, oc.c.loan_status).join(latest, oc.c.id == latest.c.id).subquery()
-            q = sa.select(*cols, outcome.c.loan_status).outerjoin(outcome, outcome.c.application_id == pr.c.application_id)
-        q = q.order_by(pr.c.scored_at, pr.c.id)
-        if since is not None: q = q.where(pr.c.scored_at >= since)
-        if until is not None: q = q.where(pr.c.scored_at < until)
-        if model_name is not None: q = q.where(pr.c.model_name == model_name)
-        if model_version is not None: q = q.where(pr.c.model_version == str(model_version))
-        with engine.connect() as conn: df = pd.read_sql(q, conn)
-    except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
-    finally: engine.dispose()
-    df = pd.concat([df.drop(columns="inputs"), _inputs_frame(df["inputs"])], axis=1).assign(**{WHERE: "application_id " + df.application_id.astype(str)})
+    text = lambda c: sa.cast(c, sa.Text).label(c.name)      # stored text as stored: a bad time or JSON is named, not a crash
+    cols = [pr.c.application_id, text(pr.c.scored_at) if dialect == "sqlite" else pr.c.scored_at, pr.c.model_name,
+            pr.c.model_version, pr.c[SCORE], pr.c[DECISION], text(pr.c.inputs)]
+    if oc is None: q = sa.select(*cols, sa.null().label(TARGET))
+    else:
+        latest = sa.select(oc.c.application_id, sa.func.max(oc.c.id).label("id")).group_by(oc.c.application_id).subquery()
+        outcome = sa.select(oc.c.application_id, oc.c.loan_status).join(latest, oc.c.id == latest.c.id).subquery()
+        q = sa.select(*cols, outcome.c.loan_status).outerjoin(outcome, outcome.c.application_id == pr.c.application_id)
+    return _window_filter(q.order_by(pr.c.scored_at, pr.c.id), pr, dialect, since, until, model_name, model_version)
+
+def store_bound(t: pd.Timestamp | None, dialect: str):
+    "A UTC time as the store compares it: naive on SQLite (it keeps the UTC wall time as text), with its zone elsewhere (PostgreSQL's timestamptz)."
+    if t is None: return None
+    return t.tz_localize(None).to_pydatetime() if dialect == "sqlite" else t.to_pydatetime()
+
+def _window_filter(q, pr, dialect: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None):
+    "`q` restricted to the window (`since`, `until`: UTC times, `check_window`'s) and, when given, the model name and version."
+    if since is not None: q = q.where(pr.c.scored_at >= store_bound(since, dialect))
+    if until is not None: q = q.where(pr.c.scored_at < store_bound(until, dialect))
+    if model_name is not None: q = q.where(pr.c.model_name == model_name)
+    if model_version is not None: q = q.where(pr.c.model_version == str(model_version))
+    return q
+
+def _shared_text(s: pd.Series) -> pd.Series:
+    "`s` with equal text values as one object: json.loads and the drivers make a new str per row (4M copies for 1M rows' categories)."
+    seen = {}
+    return pd.Series([seen.setdefault(v, v) if type(v) is str else v for v in s], index=s.index, dtype="object")
+
+def _store_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
+    "One chunk of stored rows as drift reads them: applicant fields out of `inputs`, `_where` naming each row, scored_at parsed."
+    chunk = chunk.reset_index(drop=True)
+    df = pd.concat([chunk.drop(columns="inputs"), _inputs_frame(chunk["inputs"])], axis=1).assign(**{WHERE: "application_id " + chunk.application_id.astype(str)})
+    for c in [*CATEGORICAL_FEATURES, "model_name", "model_version", "decision"]:
+        if c in df and df[c].dtype == object: df[c] = _shared_text(df[c])
     df["scored_at"] = parse_times(df["scored_at"], df[WHERE].to_numpy())
     return df
 
-# %% ../nbs/10_drift.ipynb #9e2dbf2d
-def _store_version(df: pd.DataFrame) -> tuple[str, str]:
-    "The (model name, version) that scored most rows of `df`."
-    top = df.groupby(["model_name", "model_version"], dropna=False).size().sort_values(ascending=False, kind="stable")
-    return top.index[0]
+# %% ../nbs/10_drift.ipynb #6bb5ad24
+def read_store(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
+               chunk_rows: int = STORE_CHUNK_ROWS) -> pd.DataFrame:
+    "Predictions logged in `[since, until)` (UTC), with their applicant fields and their latest outcome (`loan_status`, NaN until known), read `chunk_rows` at a time."
+    import sqlalchemy as sa
+    since, until = check_window(since, until)
+    engine, shown = store_engine(url), shown_url(url)
+    try:
+        pr, oc = store_tables(engine, shown)
+        q = _store_query(pr, oc, engine.dialect.name, since, until, model_name, model_version)
+        with engine.connect() as conn:
+            conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)   # rows arrive as they are read, not all at once
+            parts = [_store_chunk(c) for c in pd.read_sql(q, conn, chunksize=chunk_rows)]
+            if not parts: parts = [_store_chunk(pd.read_sql(q.limit(0), conn))]
+    except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
+    finally: engine.dispose()
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
-def store_rows(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None) -> tuple[pd.DataFrame, int, tuple | None]:
+# %% ../nbs/10_drift.ipynb #9e2dbf2d
+def store_versions(url: str, since=None, until=None, model_name: str | None = None) -> pd.DataFrame:
+    "How many predictions each (model_name, model_version) made in `[since, until)`: counted by the database, nothing else fetched."
+    import sqlalchemy as sa
+    since, until = check_window(since, until)
+    engine, shown = store_engine(url), shown_url(url)
+    try:
+        pr, _ = store_tables(engine, shown)
+        q = _window_filter(sa.select(pr.c.model_name, pr.c.model_version, sa.func.count().label("rows")), pr, engine.dialect.name, since, until, model_name)
+        with engine.connect() as conn: counts = pd.read_sql(q.group_by(pr.c.model_name, pr.c.model_version), conn)
+    except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
+    finally: engine.dispose()
+    return counts.sort_values(["model_name", "model_version"], ignore_index=True)
+
+def _store_version(counts: pd.DataFrame) -> tuple[str, str]:
+    "The (model name, version) that scored most rows (`store_versions`); a tie goes to the first by name and version."
+    top = counts.sort_values("rows", ascending=False, kind="stable").iloc[0]
+    return top.model_name, top.model_version
+
+def store_rows(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
+               chunk_rows: int = STORE_CHUNK_ROWS) -> tuple[pd.DataFrame, int, tuple | None]:
     "The store's predictions in the window by one version: (rows, how many other versions' rows were left out, the version chosen when none was given)."
-    df = read_store(url, since, until, model_name, model_version)
-    if len(df) == 0: raise DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
-    if model_version is not None: return df, 0, None
-    scored_by = _store_version(df)
-    keep = ((df.model_name == scored_by[0]) & (df.model_version == scored_by[1])).to_numpy()
-    return df[keep].reset_index(drop=True), int((~keep).sum()), scored_by
+    empty = DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
+    if model_version is not None:
+        df = read_store(url, since, until, model_name, model_version, chunk_rows)
+        if len(df) == 0: raise empty
+        return df, 0, None
+    counts = store_versions(url, since, until, model_name)
+    if counts.rows.sum() == 0: raise empty
+    scored_by = _store_version(counts)
+    df = read_store(url, since, until, *scored_by, chunk_rows=chunk_rows)
+    return df, int(counts.rows.sum() - len(df)), scored_by
 
 # %% ../nbs/10_drift.ipynb #84117545
 @dataclass(frozen=True)
