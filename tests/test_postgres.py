@@ -110,6 +110,9 @@ def test_model_life_on_postgres(postgres, mlflow_on_postgres, synthetic_csv, tmp
         rep = json.loads((tmp_path / "drift" / "report.json").read_text())
         assert rep["rows"] == 1000 and rep["model"]["version"] == "1", (rep["rows"], rep["model"])
         assert rep["performance"]["with_outcomes"] and rep["performance"]["labelled_rows"] == 600, rep["performance"]
+        drift_runs = c.search_runs([c.get_experiment_by_name("loan-default-drift").experiment_id])
+        assert [(x.data.tags["rows"], x.data.tags["model.version"]) for x in drift_runs] == [("1000", "1")]
+        assert "realised.roc_auc" in drift_runs[0].data.metrics and {a.path for a in c.list_artifacts(drift_runs[0].info.run_id)} >= {"report.json"}
 
         # a second version, promoted: the service follows @production; rolled back: it follows it back to v1
         r = run_cli("train", "--data", synthetic_csv, "--time-budget", 3, "--seed", 7, "--out", tmp_path / "run2", cwd=tmp_path, env=env)
