@@ -74,8 +74,7 @@ def test_model_life_on_postgres(postgres, mlflow_on_postgres, synthetic_csv, tmp
     r = run_cli("promote", env=env)
     assert r.returncode == 0 and "version 1 (was unset)" in r.stdout, r.stderr
     # the registry's rows are in PostgreSQL, not in a file beside the server
-    assert ("1", "production") in {(v, a) for a, v in _pg_rows(postgres, "pg_life_mlflow",
-                                    f"select alias, version::text from registered_model_aliases where name = '{NAME}'")}
+    assert _pg_rows(postgres, "pg_life_mlflow", f"select version from registered_model_aliases where name = '{NAME}' and alias = 'production'") == [(1,)]
 
     store = postgres.create_database("pg_life_store")
     (svc := tmp_path / "service").mkdir()
