@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['promote', 'rollback', 'cli', 'validate', 'stats', 'synth', 'train', 'register', 'run', 'pipeline', 'serve', 'drift',
-           'DriftAlarm', 'score', 'main', 'run_cli']
+           'DriftAlarm', 'score', 'export_predictions', 'purge_predictions', 'main', 'run_cli']
 
 # %% ../nbs/90_cli.ipynb #c26b2263
 import functools, os, shutil, sys
@@ -298,6 +298,27 @@ def score(data, out, engine, master, model_name, alias, version, reasons, chunk_
     res = score_command(data, out, engine=engine, master=master, model=s.model_name, alias=alias,
                         version=version, reasons=reasons or "none", chunk_rows=chunk_rows, progress=False if no_progress else None)
     click.echo(res.message)
+
+# %% ../nbs/90_cli.ipynb #e4c321fe
+@cli.command("export-predictions")
+@_setting_option("--from-store", "store", setting="prediction_store", help="SQLAlchemy URL of the prediction store")
+@click.option("--since", required=True, help="Window start, UTC (e.g. 2026-11-01)")
+@click.option("--until", required=True, help="Window end, UTC, exclusive (e.g. 2026-11-02)")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for the day partitions (day=YYYY-MM-DD/part-*.parquet)")
+def export_predictions(store, since, until, out):
+    "Export the predictions of a window, with their outcomes where known, as parquet partitioned by day."
+    from loan_default.prediction_log import export_predictions as export
+    click.echo(export(resolved(prediction_store=store).prediction_store, since, until, out).message)
+
+@cli.command("purge-predictions")
+@_setting_option("--from-store", "store", setting="prediction_store", help="SQLAlchemy URL of the prediction store")
+@_setting_option("--before", setting="prediction_retention_days", shown="now minus {} days",
+                 help="Delete predictions scored before this time, UTC; never later than the retention allows")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted, delete nothing")
+def purge_predictions(store, before, dry_run):
+    "Delete the predictions older than the retention, with their outcomes, in one transaction."
+    from loan_default.prediction_log import purge_predictions as purge
+    click.echo(purge(resolved(prediction_store=store).prediction_store, before, dry_run).message)
 
 # %% ../nbs/90_cli.ipynb #c02d073c
 def _one_line(e: BaseException) -> str:

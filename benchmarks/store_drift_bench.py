@@ -1,0 +1,130 @@
+"""Time `loan-default drift --from-store` on prediction stores of 100k and 1M predictions, on SQLite and on PostgreSQL.
+
+The stores hold real rows: the applications of ../shared/data (those the data contract accepts), scored by the model
+`loan-default pipeline` trains on that file (see real_model.py), repeated with new application ids to the size wanted
+and spread over 60 days; a third of them have their real outcome. They are written straight into the service's tables
+(`loan_default.serve`'s schema) in bulk: executemany on SQLite, COPY on PostgreSQL (our own server, procs.Postgres).
+
+Each drift run is its own process (the console script, --no-log); we print its seconds and its peak memory (VmHWM, the
+child's peak resident set, as wait4 reports it), per size and backend. Usage:
+    .venv/bin/python benchmarks/store_drift_bench.py [--sizes 100000 1000000] [--backends sqlite postgres]
+"""
+import argparse, json, os, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np, pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_model import BIN, add_arguments, describe_version, model_registry
+from procs import Postgres
+
+DAYS = 60
+OUTCOME_SHARE = 1 / 3
+
+def scored_rows(data: Path, uri: str, name: str, alias: str) -> tuple[pd.DataFrame, object]:
+    "The real file's rows the contract accepts, with the registered version's probability and decision."
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    from loan_default.schema import FEATURES, TARGET, coerce, check_rows
+    from loan_default.inference import model_version, model_columns, decision_text
+    raw = pd.read_csv(data)
+    typed, unreadable = coerce(raw)
+    ok = ~check_rows(typed[FEATURES], {c: unreadable[c] for c in FEATURES}).any(axis=1).to_numpy()
+    rows = typed.loc[ok].sample(frac=1, random_state=0).reset_index(drop=True)    # the file is in no random order: every window a fair sample
+    mv = model_version(name, alias)
+    p = np.asarray(mv.score(model_columns(rows[FEATURES])).probability, dtype="float64")
+    predicted = (p >= mv.threshold).astype("int64")
+    return rows.assign(probability_of_default=p, predicted_default=predicted, decision=decision_text(predicted)), mv
+
+def _inputs(rows: pd.DataFrame) -> list[str]:
+    "Each row's applicant fields as the service stores them: a JSON object, missing values null."
+    from loan_default.schema import FEATURES
+    return [json.dumps(r) for r in json.loads(rows[FEATURES].to_json(orient="records"))]
+
+def store_batches(rows: pd.DataFrame, mv, n: int, batch: int = 100_000):
+    "`n` predictions (and a third of their outcomes) in batches: the real rows repeated, new ids, spread over `DAYS` days."
+    from loan_default.schema import TARGET
+    inputs, start = _inputs(rows), pd.Timestamp("2026-09-01", tz="UTC")
+    step = pd.Timedelta(days=DAYS) / n
+    for lo in range(0, n, batch):
+        i = np.arange(lo, min(n, lo + batch)); k = i % len(rows)
+        at = [(start + step * int(j)).to_pydatetime() for j in i]
+        preds = [(f"app-{j}", f"req-{j}", t, mv.name, str(mv.version), float(rows.probability_of_default[r]), int(rows.predicted_default[r]),
+                  str(rows.decision[r]), inputs[r]) for j, r, t in zip(i, k, at)]
+        known = i[(i % 3) == 0]
+        outs = [(f"app-{j}", int(rows[TARGET][j % len(rows)]), None, start.to_pydatetime() + pd.Timedelta(days=DAYS + 90)) for j in known]
+        yield preds, outs
+
+PRED_COLS = "application_id, request_id, scored_at, model_name, model_version, probability_of_default, predicted_default, decision, inputs"
+OUT_COLS = "application_id, loan_status, observed_at, recorded_at"
+
+def create_tables(url: str) -> None:
+    "The service's tables, created by the service's own schema."
+    import sqlalchemy as sa
+    from loan_default.serve import METADATA
+    engine = sa.create_engine(url); METADATA.create_all(engine); engine.dispose()
+
+def fill_sqlite(path: Path, batches) -> None:
+    import sqlite3
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for preds, outs in batches:
+            conn.executemany(f"insert into predictions ({PRED_COLS}) values (?,?,?,?,?,?,?,?,?)",
+                             [(*p[:2], p[2].strftime("%Y-%m-%d %H:%M:%S.%f"), *p[3:]) for p in preds])
+            conn.executemany(f"insert into outcomes ({OUT_COLS}) values (?,?,?,?)", [(*o[:3], o[3].strftime("%Y-%m-%d %H:%M:%S.%f")) for o in outs])
+
+def fill_postgres(url: str, batches) -> None:
+    import psycopg
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for preds, outs in batches:
+            with conn.cursor().copy(f"COPY predictions ({PRED_COLS}) FROM STDIN") as cp:
+                for p in preds: cp.write_row(p)
+            with conn.cursor().copy(f"COPY outcomes ({OUT_COLS}) FROM STDIN") as cp:
+                for o in outs: cp.write_row(o)
+        conn.execute("ANALYZE")
+
+def run_drift(url: str, uri: str, out: Path) -> dict:
+    "`loan-default drift --from-store` in its own process: seconds, peak memory (MiB), exit code, its summary line."
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    log = out.with_suffix(".log")
+    with open(log, "w") as f:
+        t = time.perf_counter()
+        proc = subprocess.Popen([str(BIN / "loan-default"), "drift", "--from-store", url, "--no-log", "--out", str(out)], env=env, stdout=f, stderr=f)
+        _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: ru_maxrss is its VmHWM, in KiB
+        seconds = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    line = log.read_text().strip().splitlines()[-1:] or [""]
+    return dict(seconds=round(seconds, 1), peak_mib=round(usage.ru_maxrss / 1024), exit=proc.returncode, said=line[0][:160])
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="predictions per store")
+    ap.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    ap.add_argument("--work", type=Path, default=None, help="folder for the stores and reports [default: a temporary one]")
+    a = ap.parse_args()
+    uri = model_registry(a)
+    print(describe_version(uri, a.name, a.alias), flush=True)
+    rows, mv = scored_rows(a.data, uri, a.name, a.alias)
+    print(f"{len(rows):,} real rows the contract accepts, scored by {mv}", flush=True)
+    work = a.work or Path(tempfile.mkdtemp(prefix="ld-store-drift-"))
+    pg = Postgres(tempfile.mkdtemp(prefix="ld-pg-")).start() if "postgres" in a.backends else None
+    results = []
+    try:
+        for n in a.sizes:
+            for backend in a.backends:
+                t = time.perf_counter()
+                if backend == "sqlite":
+                    path = work / f"store-{n}.db"; path.unlink(missing_ok=True)
+                    url = f"sqlite:///{path}"; create_tables(url); fill_sqlite(path, store_batches(rows, mv, n))
+                else:
+                    url = pg.create_database(f"store_{n}"); create_tables(url); fill_postgres(url, store_batches(rows, mv, n))
+                built = time.perf_counter() - t
+                r = run_drift(url, uri, work / f"drift-{backend}-{n}") | dict(backend=backend, predictions=n, build_s=round(built, 1))
+                results.append(r)
+                print(f"{backend:8} {n:>9,} predictions: drift --from-store {r['seconds']:7.1f} s, peak {r['peak_mib']:6,} MiB "
+                      f"(exit {r['exit']}; store built in {r['build_s']} s)  | {r['said']}", flush=True)
+    finally:
+        if pg is not None: pg.stop()
+    print(json.dumps(results, indent=1))
+
+if __name__ == "__main__":
+    main()
