@@ -1,6 +1,7 @@
 """Batch scoring on the model users get: `loan-default score` end to end beside the bare LightGBM booster on the same rows.
 
     .venv/bin/python benchmarks/scale_bench.py [--tracking-uri URI] [--rows 1000000 5000000] [--spark] [--work /tmp/ld-scale-bench]
+        [--cluster 2 | --master spark://HOST:PORT]
 
 The model is `loan-default` @production as `loan-default pipeline` trains it on the real file (see real_model.py). The
 rows are the real file's rows that the contract accepts, drawn with replacement to each size and written once as
@@ -15,6 +16,10 @@ parquet in --work. For each size, one after the other on an otherwise idle machi
 - the ratio of the two wall times (the issue's target: at most 1.5).
 - with --spark: `loan-default score --engine spark` (local[*]) end to end, its rows/s, and the largest difference
   between its probabilities and the pandas engine's, row by row.
+- with --cluster N: starts a Spark standalone cluster of its own (benchmarks/procs.py `SparkCluster`: a master and N
+  workers of 1 core on 127.0.0.1, stopped at the end) and runs `loan-default score --engine spark --master spark://...`
+  on it; with --master URL, the same on a cluster already running. The rows and outputs are in --work, which the run
+  declares shared (`LD_SPARK_SHARED_PATHS`): true on one machine; on a real cluster put --work on a mount every node has.
 - with --reasons: `loan-default score --reasons` (pandas; principal reasons for every decline, TreeSHAP on those rows
   only) end to end, its rows/s against issue 12's target (at least 10,000 rows/s), and how many rows were declined.
 """
@@ -72,9 +77,9 @@ def run(cmd: list[str], env: dict) -> tuple[float, float, str]:
         if proc.returncode: sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {err.read().strip()[-800:]}")
         return wall, int(peak.read() or "nan") / 1024, out.read()
 
-def score_cli(engine: str, rows: Path, out: Path, env: dict, name: str, reasons: bool = False) -> tuple[float, float]:
-    "`loan-default score` end to end: (wall seconds, peak MiB)."
-    extra = (["--master", "local[*]"] if engine == "spark" else []) + (["--reasons"] if reasons else [])
+def score_cli(engine: str, rows: Path, out: Path, env: dict, name: str, reasons: bool = False, master: str = "local[*]") -> tuple[float, float]:
+    "`loan-default score` end to end (the spark engine on `master`): (wall seconds, peak MiB)."
+    extra = (["--master", master] if engine == "spark" else []) + (["--reasons"] if reasons else [])
     wall, peak, _ = run([str(BIN / "loan-default"), "score", "--data", str(rows), "--out", str(out), "--engine", engine, "--model", name, *extra], env)
     return wall, peak
 
@@ -91,13 +96,31 @@ def main():
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     ap.add_argument("--spark", action="store_true", help="also score with the spark engine (local[*]) and compare")
     ap.add_argument("--reasons", action="store_true", help="also score with principal reasons for the declines (pandas)")
+    ap.add_argument("--cluster", type=int, default=None, metavar="N", help="also score on a standalone cluster of N workers x 1 core that this run starts")
+    ap.add_argument("--worker-memory", default="2g", help="each --cluster worker's memory")
+    ap.add_argument("--master", default=None, help="also score on this running Spark cluster (spark://host:port)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ld-scale-bench")
     a = ap.parse_args()
+    if a.cluster is not None and a.master: ap.error("--cluster starts a cluster, --master uses a running one: give one of them")
+    if a.cluster is not None and a.cluster < 1: ap.error("--cluster needs 1 or more workers")
     uri = model_registry(a)
     print(describe_version(uri, a.name, a.alias), flush=True)
     version = str(production_version(uri, a.name, a.alias).version)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
     a.work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri, "LD_SPARK_SHARED_PATHS": str(a.work.resolve())}
+    cluster = None
+    if a.cluster:
+        from procs import SparkCluster
+        cluster = SparkCluster(tempfile.mkdtemp(prefix="ld-spark-bench-"), workers=a.cluster, cores=1, memory=a.worker_memory).start()
+        print(f"standalone cluster {cluster.master}: {a.cluster} workers x 1 core, {a.worker_memory} each", flush=True)
+    try: _measure(a, uri, version, env, cluster.master if cluster else a.master)
+    finally:
+        if cluster:
+            cluster.stop()
+            import shutil; shutil.rmtree(cluster.root, ignore_errors=True)
+
+def _measure(a, uri: str, version: str, env: dict, master: str | None):
+    "The table: for each size, the booster, the pandas engine and the engines asked for."
     print(f"{'rows':>10} {'engine':>8} {'wall s':>8} {'rows/s':>9} {'peak MiB':>9}  notes", flush=True)
     for n in a.rows:
         rows = bench_rows(n, a.data, a.work)
@@ -117,6 +140,10 @@ def main():
         if a.spark:
             sw, _ = score_cli("spark", rows, a.work / f"spark_{n}", env, a.name)
             diff = largest_difference(a.work / f"pandas_{n}.parquet", a.work / f"spark_{n}")
-            print(f"{n:>10,} {'spark':>8} {sw:>8.1f} {n / sw:>9,.0f} {'-':>9}  largest |p_spark - p_pandas| {diff:.1e}", flush=True)
+            print(f"{n:>10,} {'spark':>8} {sw:>8.1f} {n / sw:>9,.0f} {'-':>9}  local[*]; largest |p_spark - p_pandas| {diff:.1e}", flush=True)
+        if master:
+            cw, _ = score_cli("spark", rows, a.work / f"cluster_{n}", env, a.name, master=master)
+            diff = largest_difference(a.work / f"pandas_{n}.parquet", a.work / f"cluster_{n}")
+            print(f"{n:>10,} {'cluster':>8} {cw:>8.1f} {n / cw:>9,.0f} {'-':>9}  {master}; largest |p_cluster - p_pandas| {diff:.1e}", flush=True)
 
 if __name__ == "__main__": main()

@@ -381,11 +381,11 @@ def score_command(data, out, engine: str = "pandas", master: str | None = None, 
     if engine not in ENGINES: raise DataError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
     if engine == "pandas" and master: raise DataError("--master is for the spark engine")
     reasons = reason_mode(reasons)
-    check_columns(input_columns(data), data)
     if engine == "spark":
         on = spark.sparkContext.master if spark is not None else (master or get_settings().spark_master)
         check_shared_path(data, "--data", on); check_shared_path(out, "--out", on)   # executors read and write these
-        spark = spark or spark_session(master)
+    check_columns(input_columns(data), data)
+    if engine == "spark": spark = spark or spark_session(master)
     from loan_default.store import check_tracking, init_store
     init_store(check_tracking())                       # an embedded store gets its tables once, under a lock
     ref = model_version(model, None if version else alias, version)
