@@ -28,6 +28,13 @@ with LD_SQLITE_SYNCHRONOUS=NORMAL and =FULL (the default: the write-ahead log is
 200 survives a power cut), alternating rounds of single-row requests with unique application ids, and prints
 req/s, p50 and p99 for each, with the machine's load average (the figures are only comparable on a quiet machine).
 
+    .venv/bin/python benchmarks/serve_bench.py --store-compare --tracking-uri sqlite:////tmp/ld-real/mlflow.db --name loan-default
+
+`--store-compare` measures the prediction store instead: our service alone, started twice on the same model, its
+store on SQLite (WAL, synchronous=FULL) and on PostgreSQL (a server of our own, started with benchmarks/procs.py in
+a temporary folder, fsync on, synchronous_commit on: a 200 is committed on both), alternating rounds of single-row
+requests with unique application ids; prints req/s, p50 and p99 for each and the ratio. Needs PostgreSQL installed.
+
 `run_load` is the load generator the tests in tests/test_serve.py use too.
 """
 import argparse, asyncio, json, os, subprocess, sys, tempfile, time
@@ -129,14 +136,13 @@ def unique_id_bodies(n: int, prefix: str) -> list[bytes]:
     return [json.dumps({"data": [json.loads(b)["data"][0] | {"application_id": f"{prefix}-{i}"}]}).encode()
             for i, b in enumerate(single_row_bodies(n))]
 
-def sync_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round: int, rounds: int, concurrency: int) -> dict:
-    "Our service with synchronous=NORMAL and =FULL side by side: alternating rounds, each with fresh ids; pooled figures per mode."
+def compare_services(uri: str, name: str, alias: str, tmp: Path, variants: dict, requests_per_round: int, rounds: int, concurrency: int) -> dict:
+    "Our service once per variant ({label: extra env}) side by side: alternating rounds, each with fresh ids; pooled figures per variant."
     servers = {}
-    for mode in ("NORMAL", "FULL"):
-        port = free_port()
-        env = {"MLFLOW_TRACKING_URI": uri, "LD_MODEL_NAME": name, "LD_SERVE_ALIAS": alias, "LD_API_KEYS": "bench-key",
-               "LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-{mode.lower()}.db", "LD_SQLITE_SYNCHRONOUS": mode}
-        servers[mode] = (start(service_command("127.0.0.1", port), env, tmp / f"ours-{mode.lower()}.log"), f"http://127.0.0.1:{port}")
+    for mode, extra in variants.items():
+        port, tag = free_port(), "".join(ch for ch in mode.lower() if ch.isalnum())
+        env = {"MLFLOW_TRACKING_URI": uri, "LD_MODEL_NAME": name, "LD_SERVE_ALIAS": alias, "LD_API_KEYS": "bench-key", **extra}
+        servers[mode] = (start(service_command("127.0.0.1", port), env, tmp / f"ours-{tag}.log"), f"http://127.0.0.1:{port}")
     key, out = {"X-API-Key": "bench-key"}, {m: [] for m in servers}
     try:
         for proc, url in servers.values(): wait_for(f"{url}/ready", timeout=120, proc=proc)
@@ -149,6 +155,23 @@ def sync_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round:
         for proc, _ in servers.values(): stop(proc)
     return {m: LoadResult(sum(x.requests for x in rs), sum(x.seconds for x in rs), np.concatenate([x.latencies_ms for x in rs]),
                           {k: sum(x.statuses.get(k, 0) for x in rs) for x in rs for k in x.statuses}) for m, rs in out.items()}
+
+def sync_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round: int, rounds: int, concurrency: int) -> dict:
+    "Our service with synchronous=NORMAL and =FULL side by side."
+    variants = {mode: {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-{mode.lower()}.db", "LD_SQLITE_SYNCHRONOUS": mode} for mode in ("NORMAL", "FULL")}
+    return compare_services(uri, name, alias, tmp, variants, requests_per_round, rounds, concurrency)
+
+def store_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round: int, rounds: int, concurrency: int) -> dict:
+    "Our service with its store on SQLite (WAL, synchronous=FULL) and on a PostgreSQL server of our own (procs.Postgres, fsync on), side by side."
+    from procs import Postgres
+    server = Postgres(tempfile.mkdtemp(prefix="ld-pg-bench-")).start()       # under /tmp: the postgres user must reach it
+    try:
+        variants = {"SQLite": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions.db"},
+                    "PostgreSQL": {"LD_PREDICTION_STORE": server.create_database("bench_predictions")}}
+        return compare_services(uri, name, alias, tmp, variants, requests_per_round, rounds, concurrency)
+    finally:
+        import shutil
+        server.stop(); shutil.rmtree(server.root, ignore_errors=True)
 
 def _all_workers_ready(url: str, workers: int, proc, timeout: float = 300) -> None:
     "Wait until /ready is 200 on 20 new connections a worker in a row: the kernel spreads connections over the workers, each loading the model on its own."
@@ -167,7 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--big-requests", type=int, default=20, help="1,000-row requests")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--sync-compare", action="store_true", help="compare LD_SQLITE_SYNCHRONOUS=NORMAL and FULL on our service instead")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode for --sync-compare")
+    ap.add_argument("--store-compare", action="store_true", help="compare the prediction store on SQLite and on PostgreSQL (a server of our own) instead")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode for --sync-compare and --store-compare")
     ap.add_argument("--workers", type=int, default=1, help="also measure our service with this many uvicorn workers (when > 1)")
     ap.add_argument("--reasons", default=None, choices=["declines", "all", "none"], help="reasons mode of our requests [default: the service's, declines]")
     a = ap.parse_args(argv)
@@ -187,6 +211,16 @@ def main(argv=None) -> int:
         for mode, r in res.items(): print(f"  synchronous={mode:6s} {r.summary()}")
         cost = 1 - res["FULL"].rps / res["NORMAL"].rps
         print(f"  FULL costs {cost:.1%} of NORMAL's req/s; p99 {res['NORMAL'].pct(99):.1f} -> {res['FULL'].pct(99):.1f} ms")
+        return 0 if a.no_check or all(r.errors == 0 for r in res.values()) else 1
+    if a.store_compare:
+        load_before = os.getloadavg()
+        res = store_compare(uri, a.name, a.alias, tmp, a.requests, a.rounds, a.concurrency)
+        load_after = os.getloadavg()
+        print(f"\nprediction store, 1-row requests with new application ids, {a.concurrency} connections, {a.rounds} alternating rounds "
+              f"of {a.requests:,} each; {os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+        for store, r in res.items(): print(f"  {store:10s} {r.summary()}")
+        print(f"  PostgreSQL / SQLite: {res['PostgreSQL'].rps / res['SQLite'].rps:.2f}x req/s; "
+              f"p99 {res['SQLite'].pct(99):.1f} -> {res['PostgreSQL'].pct(99):.1f} ms")
         return 0 if a.no_check or all(r.errors == 0 for r in res.values()) else 1
 
     ours_port, theirs_port, many_port = free_port(), free_port(), free_port()
