@@ -20,7 +20,7 @@ from .drift import (PANDAS, Thresholds, DriftCounts, Reference, default_chunk_si
 from .drift import check_columns as drift_check_columns
 from .timeline import (ChunkStats, Baseline, SEGMENTS, slot_codes, slot_sizes, score_edges, row_keys, overlap, segment_codes)
 from .config import get_settings
-from .scale import check_shared_path, input_columns, model_udf, spark_errors, spark_session, with_row_index
+from .scale import check_master, check_shared_path, input_columns, model_udf, spark_errors, spark_session, with_row_index
 
 # %% ../nbs/12b_drift_spark.ipynb #2d809373
 def _slot_expr(entry: dict, c):
@@ -519,7 +519,7 @@ class SparkEngine:
         "The file `current` and the window, checked from its head (the rows are read by `count`, on Spark)."
         if current is None: raise DataError("the spark engine reads a current file (--current); use the pandas engine for --from-store")
         # its executors read the file: on a cluster it must be where every node reaches it
-        check_shared_path(current, "--current", self.spark.sparkContext.master if self.spark is not None else (self.master or get_settings().spark_master))
+        check_shared_path(current, "--current", self.spark.sparkContext.master if self.spark is not None else check_master(self.master or get_settings().spark_master))
         kind, columns, header_line = check_current_file(current)
         check_window_column(columns, since, until)
         return dict(path=current, kind=kind, header=columns, header_line=header_line, since=since, until=until)

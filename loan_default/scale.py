@@ -382,7 +382,7 @@ def score_command(data, out, engine: str = "pandas", master: str | None = None, 
     if engine == "pandas" and master: raise DataError("--master is for the spark engine")
     reasons = reason_mode(reasons)
     if engine == "spark":
-        on = spark.sparkContext.master if spark is not None else (master or get_settings().spark_master)
+        on = spark.sparkContext.master if spark is not None else check_master(master or get_settings().spark_master)
         check_shared_path(data, "--data", on); check_shared_path(out, "--out", on)   # executors read and write these
     check_columns(input_columns(data), data)
     if engine == "spark": spark = spark or spark_session(master)
