@@ -72,7 +72,7 @@ class Load(threading.Thread):
             try: self.statuses[a] = post(self.url, [self.row | {"application_id": a}]).status_code
             except requests.RequestException: self.statuses[a] = None
     def acked(self) -> set: return {a for a, st in self.statuses.items() if st == 200}
-    def count(self, status) -> int: return sum(st == status for st in self.statuses.values())
+    def count(self, status) -> int: return sum(st == status for st in self.statuses.copy().values())   # a copy: the thread adds as we count
 
 def wait_until(check, timeout: float):
     deadline = time.monotonic() + timeout
