@@ -947,7 +947,7 @@ def store_tables(engine, shown: str):
     return pr, oc if oc is not None and all(c in oc.c for c in ("id", "application_id", TARGET)) else None
 
 # %% ../nbs/10_drift.ipynb #d7759e20
-STORE_CHUNK_ROWS = 50_000
+STORE_CHUNK_ROWS = 20_000          # a chunk's JSON and parsing take ~3 KB a row while it is read: 20k rows, ~60 MB at most
 
 def _store_query(pr, oc, dialect: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None):
     "The store's predictions in `[since, until)` with their latest outcome, in time order (`since`/`until` UTC times)."
