@@ -90,6 +90,8 @@ class _SparkSettings(BaseSettings):
     spark_shuffle_partitions: int = Field(8, gt=0, description="Spark shuffle partitions")
     spark_log_level: str = Field("ERROR", description="Spark's own log level")
     spark_verbose: bool = Field(False, description="`1` keeps Spark's JVM log on stderr (otherwise it goes to a log file)")
+    spark_shared_paths: str = Field("", description="Folders every Spark node mounts at the same path (`:`-separated): "
+        "with a cluster master, inputs and outputs must lie under one of them")
 
 # %% ../nbs/00_config.ipynb #dace745d
 class _DriftSettings(BaseSettings):
