@@ -69,8 +69,8 @@ class _ServeSettings(BaseSettings):
     serve_inline_rows: int = Field(16, ge=0, description="Requests up to this many rows are scored on the event loop, larger ones in a worker thread")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when this or LD_ADMIN_KEY is set, every endpoint but /health and /ready needs a key")
     admin_key: SecretStr = Field(SecretStr(""), description="Key for /admin/* (refused while keys are required and this is unset)")
-    prediction_store: str = Field("sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log; a SQLite file is put in WAL mode")
-    prediction_retention_days: int = Field(183, ge=1, description="Days the prediction log keeps every prediction: `loan-default purge-predictions` never deletes younger rows. The EU AI Act (Art. 19 and 26(6)) expects a high-risk system's deployer to keep its logs for at least six months (183 days)")
+    prediction_store: str = Field("sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log: a SQLite file (put in WAL mode) or `postgresql+psycopg://user@host:5432/db` (tested against a real PostgreSQL)")
+    prediction_retention_days: int = Field(183, ge=1, description="Days the prediction log keeps every prediction: `.venv/bin/loan-default purge-predictions` never deletes younger rows. The EU AI Act (Art. 19 and 26(6)) expects a high-risk system's deployer to keep its logs for at least six months (183 days)")
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = Field("FULL", description="SQLite `synchronous` of the prediction log: FULL fsyncs the log at every commit, so a 200 survives a power cut; NORMAL only a crash of the process")
     serve_log_level: Literal["debug", "info", "warning", "error"] = Field("info",
         description="Log level of the service (`.venv/bin/loan-default serve --log-level` sets it for each worker of `--workers N`)")
