@@ -210,11 +210,9 @@ def check_executors(spark) -> list[dict]:
 SHARED_PATHS_VARIABLE = "LD_SPARK_SHARED_PATHS"
 
 def shared_prefixes() -> list[Path]:
-    "The folders every Spark node mounts at the same path, from `LD_SPARK_SHARED_PATHS` (`:`-separated)."
-    raw = getattr(get_settings(), "spark_shared_paths", None)
-    if raw is None: raw = os.environ.get(SHARED_PATHS_VARIABLE, "")
-    parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(os.pathsep)
-    return [Path(p).expanduser().resolve() for p in map(str, parts) if p.strip()]
+    "The folders every Spark node mounts at the same path, from the setting `LD_SPARK_SHARED_PATHS` (`:`-separated)."
+    parts = get_settings().spark_shared_paths.split(os.pathsep)
+    return [Path(p).expanduser().resolve() for p in parts if p.strip()]
 
 def check_shared_path(path, option: str, master: str) -> None:
     "`DataError` naming `option` when `master` is a cluster (not local[...]) and `path` is on this machine only (under no shared prefix)."
