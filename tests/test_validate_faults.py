@@ -187,8 +187,10 @@ def test_an_unwritable_output_is_one_line(real_data, tmp_path):
 
 def test_stats_never_replaces_its_input(tmp_path, real_data):
     data = tmp_path / "d.csv"; data.write_bytes(real_data.read_bytes())
-    one_line_error(run_cli("stats", "--data", data, "--out", data), "not a JSON file")
-    assert digest(data) == digest(real_data)
+    one_line_error(run_cli("stats", "--data", data, "--out", data), "must end in .json")        # refused by its suffix
+    named_json = tmp_path / "d.json"; named_json.write_bytes(real_data.read_bytes())        # a CSV whose name passes the suffix check
+    one_line_error(run_cli("stats", "--data", named_json, "--out", named_json), "not a JSON file")
+    assert digest(data) == digest(real_data) and digest(named_json) == digest(real_data)
     r = run_cli("stats", "--data", data, "--out", tmp_path / "s.json")
     assert r.returncode == 0 and json.loads((tmp_path / "s.json").read_text())["rows"] == ROWS
 
