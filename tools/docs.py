@@ -227,7 +227,9 @@ def click_entry(cmd, name: str, root=None) -> str:
     def context(c, **kw): return click.Context(c, **{**c.context_settings, **kw, "show_default": True})   # defaults as values
     parent = context(root, info_name=prog) if root is not None and cmd in root.commands.values() else None
     ctx = context(cmd, info_name=cmd.name if parent else prog, parent=parent)
-    out = [f"### {name}", "", "```", ctx.get_usage(), "```", ""]
+    out = [f"### {name}", ""]
+    if cmd.name and cmd.name != name: out += [f'<a id="{cmd.name}"></a>', ""]   # the command's own name as an anchor too: `export-predictions`
+    out += ["```", ctx.get_usage(), "```", ""]
     if cmd.help: out += [inspect_cleandoc(cmd.help), ""]
     rows, help_option = [], cmd.get_help_option(ctx)
     for p in cmd.get_params(ctx):
