@@ -46,6 +46,8 @@ class _RunSettings(BaseSettings):
         description="Registration gate: how much worse than @production (F1, ROC AUC on the challenger's test split) is still accepted")
     min_air: float | None = Field(None, gt=0, le=1,
         description="Registration gate, off when unset: lowest adverse impact ratio (approval rate of an age band or housing group over the most-approved group's, on the test split) a version may have")
+    promote_min_shadow: int = Field(0, ge=0, description="Promotion gate, off at 0: `.venv/bin/loan-default promote` needs a shadow comparison "
+        "(`.venv/bin/loan-default compare --from-store`) of the @staging version against the @production one over at least this many live applications")
     train_constraints: Literal["policy", "none"] = Field("policy",
         description="`policy`: train with the monotone constraints credit policy fixes, age among them (Regulation B: applicants 62 or older never scored worse for their age); `none` only to measure what they cost (the registry's age gate refuses such a model when it breaks the rule)")
     require_real_data: bool = Field(False,
@@ -67,6 +69,10 @@ class _ServeSettings(BaseSettings):
     serve_max_connections: int = Field(1000, gt=0, description="Most connections and requests at once (uvicorn's limit_concurrency); more get 503")
     serve_top_k: int = Field(4, gt=0, le=4, description="Most principal reasons given with a decline (Regulation B: up to four), the largest in weight first")
     serve_inline_rows: int = Field(16, ge=0, description="Requests up to this many rows are scored on the event loop, larger ones in a worker thread")
+    serve_shadow_alias: str | None = Field(None, description="Alias of a challenger the service also scores every new application with, off the response path: "
+        "its predictions go to the store's `shadow_predictions` table, never to the caller (unset: no shadow)")
+    serve_shadow_queue_rows: int = Field(10_000, gt=0, description="Most rows waiting for the shadow model; beyond it rows are skipped (counted in /metrics), "
+        "so a slow shadow never slows or fails a request")
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys; when this or LD_ADMIN_KEY is set, every endpoint but /health and /ready needs a key")
     admin_key: SecretStr = Field(SecretStr(""), description="Key for /admin/* (refused while keys are required and this is unset)")
     prediction_store: str = Field("sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log: a SQLite file (put in WAL mode) or `postgresql+psycopg://user@host:5432/db` (tested against a real PostgreSQL)")

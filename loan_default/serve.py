@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['EXAMPLE_APPLICANTS', 'ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', 'log', 'METADATA',
-           'PREDICTIONS', 'OUTCOMES', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS', 'STORE_CONNECT_TIMEOUT_S', 'ENDPOINTS',
-           'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS', 'EXAMPLE_ANSWER',
-           'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
+           'PREDICTIONS', 'OUTCOMES', 'SHADOW_PREDICTIONS', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS',
+           'STORE_CONNECT_TIMEOUT_S', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS',
+           'EXAMPLE_ANSWER', 'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
            'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR', 'DOCS_ASSETS', 'DOCS_POLICY', 'WORKER_HEALTHCHECK_S',
            'PredictRequest', 'json_response', 'error_response', 'input_problems', 'problems_message',
            'applicant_columns', 'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason',
@@ -265,6 +265,18 @@ OUTCOMES = sa.Table("outcomes", METADATA,
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ux_outcomes_application_id", "application_id", unique=True))
+SHADOW_PREDICTIONS = sa.Table("shadow_predictions", METADATA,     # a challenger's answers: evidence for `compare`, never sent to anyone
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("application_id", sa.String(128), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("model_alias", sa.String(64), nullable=False),
+    sa.Column("probability_of_default", sa.Float, nullable=False),
+    sa.Column("predicted_default", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Index("ux_shadow_predictions_application_id", "application_id", unique=True))
 HEARTBEAT = sa.Table("store_heartbeat", METADATA,
     sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime(timezone=True), nullable=False))
 
