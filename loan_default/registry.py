@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['STAGING', 'PRODUCTION', 'PREVIOUS_TAG', 'REGISTRATION_TAG', 'PENDING', 'COMPLETE', 'OPERATION_TAG', 'STEPS',
-           'FINISHED', 'GateResult', 'evaluate_gates', 'gate_tags', 'fairness_gates', 'score_on_split',
+           'FINISHED', 'SHADOW_PREFIX', 'GateResult', 'evaluate_gates', 'gate_tags', 'fairness_gates', 'score_on_split',
            'load_test_split', 'check_model_name', 'resolve_version', 'load_version', 'Registration', 'aliases_as_code',
-           'model_description', 'ui_link', 'version_description', 'register', 'Moved', 'promote', 'rollback',
-           'model_versions']
+           'model_description', 'ui_link', 'version_description', 'register', 'Moved', 'shadow_evidence',
+           'shadow_headline', 'shadow_gate', 'promote', 'rollback', 'model_versions']
 
 # %% ../nbs/07_registry.ipynb #a107a9e2
 import fcntl, hashlib, os, re, shlex, signal, tempfile
@@ -512,6 +512,38 @@ def _version_arg(version, option: str) -> str | None:
 
 def _v(version) -> str: return f"version {version}" if version else "unset"
 
+# %% ../nbs/07_registry.ipynb #eaf6f32d
+SHADOW_PREFIX = "shadow_compare."
+
+def shadow_evidence(tags: dict) -> dict | None:
+    "The `shadow_compare.*` tags `loan-default compare` set on a version, without the prefix; None when it has none."
+    return {k.removeprefix(SHADOW_PREFIX): v for k, v in tags.items() if k.startswith(SHADOW_PREFIX)} or None
+
+def _as(kind, v, fmt: str) -> str:
+    try: return format(kind(float(v)), fmt)
+    except (TypeError, ValueError): return "n/a"
+
+def shadow_headline(ev: dict, version: str) -> str:
+    "One line to read before the alias moves: what the comparison covered and how the decisions would change."
+    return (f"shadow comparison of version {version} against version {ev.get('champion', '?')} ({ev.get('source', '?')}"
+            f"{', ' + ev['window'] if ev.get('window') else ''}): {_as(int, ev.get('rows'), ',')} applications; approval rate "
+            f"{_as(float, ev.get('approval_rate_champion'), '.1%')} -> {_as(float, ev.get('approval_rate_challenger'), '.1%')}; "
+            f"{_as(int, ev.get('approve_to_decline'), ',')} approvals would become declines, {_as(int, ev.get('decline_to_approve'), ',')} "
+            f"declines approvals (MLflow run {ev.get('run_id', '?')})")
+
+def shadow_gate(ev: dict | None, version: str, production: str | None, min_rows: int) -> str | None:
+    "Why the shadow gate refuses `version` over @production `production` (`min_rows` 0: off; no @production: nothing to compare with); None when it passes."
+    if not min_rows or production in (None, version): return None
+    need, again = f"LD_PROMOTE_MIN_SHADOW={min_rows}", f"`{command_hint('loan-default')} compare --from-store URL`"
+    if ev is None: return (f"version {version} has no shadow comparison ({need}): serve it in the shadow (LD_SERVE_SHADOW_ALIAS=staging), "
+                           f"then run {again}")
+    if ev.get("source") != "store": return f"its comparison was made on a file, not on live applications scored in the shadow ({need}): run {again}"
+    if ev.get("champion") != production:
+        return f"its shadow comparison was against version {ev.get('champion')}, but @production is version {production} now: run {again} again"
+    if (rows := int(_as(int, ev.get("rows"), "d").replace("n/a", "0"))) < min_rows:
+        return f"its shadow comparison covers {rows:,} applications, fewer than {need}: let the shadow run longer, then run {again} again"
+    return None
+
 # %% ../nbs/07_registry.ipynb #df1b10b9
 def _promoted_already(client: MlflowClient, name: str, aliases: dict, version: str) -> Moved | None:
     "For `promote --version`: None when @staging is `version`; `Moved(already=True)` when @production is; else `RegistryError`."
@@ -522,13 +554,20 @@ def _promoted_already(client: MlflowClient, name: str, aliases: dict, version: s
     raise RegistryError(f"refused to promote version {version} of '{name}': @staging is {_v(staging)} and @production is {_v(production)}")
 
 # %% ../nbs/07_registry.ipynb #c5a0e011
-def promote(name: str = "loan-default", version: str | int | None = None) -> Moved:
-    "Move @staging to @production and remove @staging; with `version`, only if @staging is it (done already: `already`)."
+def promote(name: str = "loan-default", version: str | int | None = None, min_shadow: int | None = None, show=None) -> Moved:
+    "Move @staging to @production and remove @staging; with `version`, only if @staging is it (done already: `already`); `min_shadow` (default LD_PROMOTE_MIN_SHADOW) gates on shadow evidence, `show` gets its headline first."
     check_model_name(name); _check_uris()
     version = _version_arg(version, "--version")
-    with _exclusive(name): return _promote(MlflowClient(), name, version)
+    min_shadow = get_settings().promote_min_shadow if min_shadow is None else min_shadow
+    with _exclusive(name): return _promote(MlflowClient(), name, version, min_shadow, show)
 
-def _promote(client: MlflowClient, name: str, version: str | None = None) -> Moved:
+def _check_shadow(client: MlflowClient, name: str, staging: str, production: str | None, min_shadow: int, show) -> None:
+    "Show the candidate's shadow evidence (when it has some), then refuse it when the shadow gate does."
+    ev = shadow_evidence(client.get_model_version(name, staging).tags)
+    if show is not None and ev: show(shadow_headline(ev, staging))
+    if why := shadow_gate(ev, staging, production, min_shadow): raise RegistryError(f"refused to promote version {staging} of '{name}': {why}")
+
+def _promote(client: MlflowClient, name: str, version: str | None = None, min_shadow: int = 0, show=None) -> Moved:
     aliases = _registered_aliases(client, name)
     if (op := _operation(client, name)) is not None:
         if op[0] != "promote" or version not in (None, op[1]): raise _unfinished(name, op)
@@ -538,6 +577,7 @@ def _promote(client: MlflowClient, name: str, version: str | None = None) -> Mov
     else:
         if version is not None and (done := _promoted_already(client, name, aliases, version)) is not None: return done
         staging, previous = _candidate(client, name, aliases), aliases.get(PRODUCTION)
+        _check_shadow(client, name, staging, previous, min_shadow, show)
         if previous == staging: previous = client.get_model_version(name, staging).tags.get(PREVIOUS_TAG)
         client.set_registered_model_tag(name, OPERATION_TAG, f"promote {staging} {previous or '-'}"); _step("promote.intent")
     _record_previous(client, name, staging, previous)
