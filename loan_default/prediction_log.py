@@ -165,6 +165,13 @@ def _writer(url: str):
         def _begin(conn): conn.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
 
+def _shadow_table(engine):
+    "The store's `shadow_predictions` table (a challenger's answers, `LD_SERVE_SHADOW_ALIAS`), None when it has none."
+    import sqlalchemy as sa
+    if not sa.inspect(engine).has_table("shadow_predictions"): return None
+    md = sa.MetaData(); md.reflect(engine, only=["shadow_predictions"])
+    return md.tables["shadow_predictions"]
+
 def _purge_statements(pr, oc, cut):
     "(count of predictions, count of outcomes, the two deletes) for the predictions scored before `cut` (in the store's terms)."
     import sqlalchemy as sa
@@ -184,14 +191,17 @@ class Purged:
     before: pd.Timestamp
     store: str
     dry_run: bool = False
+    shadow: int = 0                             # a shadow challenger's predictions, by their own scored_at
 
     @property
     def message(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
-        return f"{verb} {self.predictions:,} predictions and {self.outcomes:,} outcomes scored before {self.before:%Y-%m-%dT%H:%M:%SZ} from {self.store}"
+        what = (f"{self.predictions:,} predictions, {self.outcomes:,} outcomes and {self.shadow:,} shadow predictions" if self.shadow
+                else f"{self.predictions:,} predictions and {self.outcomes:,} outcomes")
+        return f"{verb} {what} scored before {self.before:%Y-%m-%dT%H:%M:%SZ} from {self.store}"
 
 def purge_predictions(store_url: str, before=None, dry_run: bool = False, retention_days: int | None = None, now=None) -> Purged:
-    "Delete the predictions scored before `before` (default: the retention limit) and their outcomes, in one transaction; never younger than the retention."
+    "Delete the predictions (shadow ones too) scored before `before` (default: the retention limit) and their outcomes, in one transaction; never younger than the retention."
     import sqlalchemy as sa
     cut = purge_cutoff(before, retention_days, now)
     shown = shown_url(store_url)
@@ -199,12 +209,16 @@ def purge_predictions(store_url: str, before=None, dry_run: bool = False, retent
     engine = _writer(store_url)
     try:
         pr, oc = store_tables(engine, shown)
-        n_pred, n_out, deletes = _purge_statements(pr, oc, store_bound(cut, engine.dialect.name))
+        bound, sh = store_bound(cut, engine.dialect.name), _shadow_table(engine)
+        n_pred, n_out, deletes = _purge_statements(pr, oc, bound)
+        old_shadow = sh.c.scored_at < bound if sh is not None else None
         with engine.begin() as conn:
             counts = [conn.execute(n_pred).scalar_one(), conn.execute(n_out).scalar_one() if n_out is not None else 0]
+            shadow = conn.execute(sa.select(sa.func.count()).select_from(sh).where(old_shadow)).scalar_one() if sh is not None else 0
             if not dry_run:
                 done = [conn.execute(d).rowcount for d in deletes]
                 counts = [done[-1], done[0] if len(done) == 2 else 0]
+                if sh is not None: shadow = conn.execute(sh.delete().where(old_shadow)).rowcount
     except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot purge the prediction store: {str(e.orig).splitlines()[0]}") from None
     finally: engine.dispose()
-    return Purged(*counts, cut, shown, dry_run)
+    return Purged(*counts, cut, shown, dry_run, shadow)
