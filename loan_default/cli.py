@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['promote', 'rollback', 'cli', 'validate', 'stats', 'synth', 'train', 'register', 'run', 'pipeline', 'serve', 'drift',
-           'DriftAlarm', 'score', 'export_predictions', 'purge_predictions', 'main', 'run_cli']
+           'DriftAlarm', 'compare', 'score', 'export_predictions', 'purge_predictions', 'main', 'run_cli']
 
 # %% ../nbs/90_cli.ipynb #c26b2263
 import functools, os, shutil, sys
@@ -275,6 +275,29 @@ def drift(current, from_store, since, until, out, model_name, alias, version, pr
 
 class DriftAlarm(DataError):
     "The drift status reached `--fail-on`: the message is the report's summary line."
+
+# %% ../nbs/90_cli.ipynb #c13cmp02
+@cli.command()
+@click.argument("current_file", required=False, type=click.Path(path_type=Path))
+@click.option("--from-store", default=None, help="SQLAlchemy URL of the prediction store whose shadow rows to compare [e.g. sqlite:///predictions.db]")
+@click.option("--since", default=None, help="Store window start, UTC, on the champion's scored_at (e.g. 2026-11-01)")
+@click.option("--until", default=None, help="Store window end, UTC, exclusive")
+@_model_option
+@click.option("--champion", default=None, help="The champion: an alias or a version number [default: production; with --from-store, the versions with most pairs]")
+@click.option("--challenger", default=None, help="The challenger: an alias or a version number [default: staging; with --from-store, the versions with most pairs]")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("compare"), show_default=True, help="Report folder (report.json, report.html)")
+@click.option("--no-log", is_flag=True, help="Do not log the run to MLflow nor tag the challenger version")
+@click.option("--experiment", default="loan-default-compare", show_default=True, help="MLflow experiment the comparison is logged to")
+def compare(current_file, from_store, since, until, model_name, champion, challenger, out, no_log, experiment):
+    "Champion versus challenger on the same applications: swap set, approval rates, score agreement, realised figures; report, MLflow, version tags."
+    s = resolved(model_name=model_name)
+    if current_file is not None or not no_log or champion or challenger:   # a store with --no-log and no alias to resolve needs no registry
+        from loan_default.store import check_tracking
+        check_tracking()
+    from loan_default.compare import compare_command
+    res = compare_command(current_file, from_store=from_store, since=since, until=until, out=out, model=s.model_name,
+                          champion=champion, challenger=challenger, log=not no_log, experiment=experiment)
+    click.echo(res.message)
 
 # %% ../nbs/90_cli.ipynb #16e07337
 @cli.command()
