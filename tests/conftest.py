@@ -1,5 +1,5 @@
 "Shared fixtures: the real data (required in CI), and the project's console script."
-import os, subprocess, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -16,6 +16,38 @@ def real_data() -> Path:
     from loan_default.config import get_settings
     if get_settings().require_real_data: pytest.fail(f"LD_REQUIRE_REAL_DATA is set but {REAL_DATA} does not exist")
     pytest.skip(f"real data not found at {REAL_DATA} (put the shared data folder beside the project to run this)")
+
+def skip_without_spark() -> None:
+    "Skip the calling test module when pyspark is missing; under LD_REQUIRE_SPARK=1 (CI) that is a failure."
+    try: import pyspark  # noqa: F401
+    except ImportError:
+        from loan_default.config import get_settings
+        if get_settings().require_spark: raise ImportError("LD_REQUIRE_SPARK=1 but pyspark is not importable: pip install -e '.[spark]'") from None
+        pytest.skip("pyspark is not installed (pip install -e '.[spark]'; set LD_REQUIRE_SPARK=1 to make this a failure)", allow_module_level=True)
+
+def browser_missing() -> str | None:
+    "Why no headless Chromium can be driven here (selenium, chromium or chromedriver missing), or None."
+    try: import selenium  # noqa: F401
+    except ImportError: return "selenium is not installed (pip install selenium)"
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")): return "chromium is not installed (apt-get install -y chromium)"
+    if not shutil.which("chromedriver"): return "chromedriver is not installed (apt-get install -y chromium-driver)"
+    return None
+
+def chromium(profile: Path, flags: list[str], page_timeout: float = 30, log_requests: bool = False):
+    "Headless Chromium with `flags` and a fresh profile in `profile`, driven by the system chromedriver; skipped (failed under LD_REQUIRE_BROWSER=1) when absent."
+    if why := browser_missing():
+        from loan_default.config import get_settings
+        if get_settings().require_browser: pytest.fail(f"LD_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for f in [*flags, f"--user-data-dir={profile}"]: opts.add_argument(f)
+    if log_requests: opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=shutil.which("chromedriver")))   # no Selenium Manager download
+    driver.set_page_load_timeout(page_timeout)
+    return driver
 
 # The environment the tests were started in. MLflow's set_tracking_uri / set_registry_uri also write
 # MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ, so a test that points MLflow somewhere would otherwise

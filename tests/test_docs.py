@@ -10,6 +10,7 @@ import functools, http.server, json, os, re, shutil, subprocess, sys, threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 import pytest
+from conftest import chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -295,13 +296,6 @@ def test_search_index_covers_every_page(site):
 CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900"]
 
-def _browser_missing() -> str | None:
-    try: import selenium  # noqa: F401
-    except ImportError: return "selenium is not installed (pip install selenium)"
-    if not (shutil.which("chromium") or shutil.which("chromium-browser")): return "chromium is not installed (apt-get install -y chromium)"
-    if not shutil.which("chromedriver"): return "chromedriver is not installed (apt-get install -y chromium-driver)"
-    return None
-
 @pytest.fixture(scope="session")
 def served(site):
     "The site over HTTP on loopback, as GitHub Pages would serve it."
@@ -316,17 +310,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory):
-    "Headless Chromium driven by chromedriver, with a fresh profile; skipped (or failed under LD_REQUIRE_BROWSER=1) when absent."
-    if (why := _browser_missing()):
-        if os.environ.get("LD_REQUIRE_BROWSER") == "1": pytest.fail(f"LD_REQUIRE_BROWSER=1 but {why}")
-        pytest.skip(why)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for f in CHROME_FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]: opts.add_argument(f)
-    driver = webdriver.Chrome(options=opts, service=Service(executable_path=shutil.which("chromedriver")))  # no Selenium Manager download
-    driver.set_page_load_timeout(30)
+    "Headless Chromium (conftest.chromium) with a fresh profile."
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"), CHROME_FLAGS)
     yield driver
     driver.quit()
 

@@ -7,14 +7,8 @@ import json, os, socket, time
 import numpy as np, pandas as pd
 import pytest
 
-try:
-    import pyspark  # noqa: F401
-    HAVE_SPARK = True
-except ImportError:
-    HAVE_SPARK = False
-if not HAVE_SPARK:
-    if os.environ.get("LD_REQUIRE_SPARK") == "1": raise ImportError("LD_REQUIRE_SPARK=1 but pyspark is not importable: pip install -e '.[spark]'")
-    pytest.skip("pyspark is not installed (pip install -e '.[spark]'; set LD_REQUIRE_SPARK=1 to make this a failure)", allow_module_level=True)
+from conftest import skip_without_spark
+skip_without_spark()
 
 import mlflow
 from loan_default.schema import DataError, FEATURES, TARGET

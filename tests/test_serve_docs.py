@@ -12,7 +12,7 @@ import json, os, shutil, subprocess, sys, types, zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 import pytest, requests
-from conftest import ROOT, free_port, stop
+from conftest import ROOT, chromium, free_port, stop
 from test_serve import KEY, Service          # the service started as `loan-default serve` starts it
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -109,32 +109,15 @@ app.state.store.close()"""
 
 # -- a real browser with no network ------------------------------------------------------------------------------------
 
-def _browser_missing() -> str | None:
-    try: import selenium  # noqa: F401
-    except ImportError: return "selenium is not installed (pip install selenium)"
-    if not (shutil.which("chromium") or shutil.which("chromium-browser")): return "chromium is not installed (apt-get install -y chromium)"
-    if not shutil.which("chromedriver"): return "chromedriver is not installed (apt-get install -y chromium-driver)"
-    return None
-
 OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",     # no name resolves
                  "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900"]
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    "Headless Chromium with no network and a log of the page's requests; skipped (or failed under LD_REQUIRE_BROWSER=1) when absent."
-    if (why := _browser_missing()):
-        if os.environ.get("LD_REQUIRE_BROWSER") == "1": pytest.fail(f"LD_REQUIRE_BROWSER=1 but {why}")
-        pytest.skip(why)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    "Headless Chromium (conftest.chromium) with no network and a log of the page's requests."
     closed = f"--proxy-server=http://127.0.0.1:{free_port()}"        # any other address goes to a closed port (loopback bypasses proxies)
-    for f in OFFLINE_FLAGS + [closed, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]: opts.add_argument(f)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=DriverService(executable_path=shutil.which("chromedriver")))  # no Selenium Manager download
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"), OFFLINE_FLAGS + [closed], page_timeout=60, log_requests=True)
     yield driver
     driver.quit()
 

@@ -12,14 +12,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 
-try:
-    import pyspark  # noqa: F401
-    HAVE_SPARK = True
-except ImportError:
-    HAVE_SPARK = False
-if not HAVE_SPARK:
-    if os.environ.get("LD_REQUIRE_SPARK") == "1": raise ImportError("LD_REQUIRE_SPARK=1 but pyspark is not importable: pip install -e '.[spark]'")
-    pytest.skip("pyspark is not installed (pip install -e '.[spark]'; set LD_REQUIRE_SPARK=1 to make this a failure)", allow_module_level=True)
+from conftest import skip_without_spark
+skip_without_spark()
 
 from conftest import run_cli, one_line_error
 from procs import SparkCluster
