@@ -28,7 +28,7 @@ run: $(STAMP)
 ## make test: every test, the notebooks' own (nbdev_test) and tests/ (pytest)
 test: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 ## make export: notebooks -> package, README from nbs/index.ipynb, cleaned notebooks
 export: $(STAMP)

@@ -6,35 +6,38 @@
 __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_PERIODS', 'RULE_NAMES', 'WHERE', 'RAGGED_COL',
            'KNOWN_EXTRAS', 'NO_TIME_ORDER', 'PERIOD_WORDS', 'MIN_AUTO_CHUNKS', 'AUTO_CHOSEN', 'STORE_COLUMNS',
            'STORE_CHUNK_ROWS', 'DRIFT', 'FAIL_ON', 'PANDAS', 'shares', 'psi', 'Thresholds', 'overall_status',
-           'feature_counts', 'psi_table', 'value_facts', 'quality_row', 'quality_from_counts', 'quality_table',
-           'with_line_rules', 'contract_section', 'default_chunk_size', 'chunks_by_size', 'chunks_by_period',
-           'control_limits', 'western_electric', 'chunk_sums', 'p_chart_from_sums', 'p_chart', 'chart_section',
-           'weighted_auc', 'bootstrap_scores', 'expected_from_sums', 'expected_performance', 'realised_performance',
-           'judge_expected', 'enough_outcomes', 'performance_section', 'check_columns', 'checked_scores',
-           'checked_labels', 'parse_times', 'RowNames', 'Checked', 'check_current', 'fair_lending_counts',
-           'fair_lending_section', 'DriftCounts', 'auto_period', 'Laps', 'pandas_counts', 'monitoring_sections',
-           'summary_section', 'counts_report', 'drift_report', 'plot_psi', 'plot_p_chart', 'plot_distributions',
-           'report_html', 'write_report', 'read_current', 'utc_time', 'check_window', 'check_window_column',
-           'empty_window', 'in_window', 'shown_url', 'store_engine', 'store_tables', 'store_bound', 'read_store',
-           'store_versions', 'store_rows', 'Reference', 'checked_profile', 'profile_reference', 'reference',
-           'version_scorer', 'version_baseline', 'timeline_metrics', 'log_drift_run', 'exit_status', 'DriftResult',
-           'summary_line', 'alert_channel', 'PandasEngine', 'drift_command']
+           'feature_counts', 'psi_table', 'unseen_counts', 'top_unseen', 'value_facts', 'quality_row',
+           'quality_from_counts', 'quality_table', 'with_line_rules', 'ContractTally', 'contract_counts',
+           'contract_section', 'default_chunk_size', 'joins_last', 'chunks_by_size', 'period_keys', 'period_starts',
+           'too_many_periods', 'chunks_by_period', 'control_limits', 'western_electric', 'chunk_sums',
+           'p_chart_from_sums', 'p_chart', 'chart_section', 'weighted_auc', 'bootstrap_scores', 'expected_from_sums',
+           'expected_performance', 'realised_performance', 'judge_expected', 'enough_outcomes', 'performance_section',
+           'check_columns', 'checked_scores', 'checked_labels', 'parse_times', 'RowNames', 'Checked', 'check_current',
+           'fair_lending_tally', 'fair_lending_records', 'fair_lending_counts', 'fair_lending_section', 'DriftCounts',
+           'auto_period', 'ChunkPlan', 'plan_chunks', 'merge_keyed', 'collapse_keyed', 'Laps', 'Tally', 'pandas_counts',
+           'monitoring_sections', 'summary_section', 'counts_report', 'drift_report', 'plot_psi', 'plot_p_chart',
+           'plot_distributions', 'report_html', 'write_report', 'read_current', 'utc_time', 'check_window',
+           'check_window_column', 'empty_window', 'in_window', 'shown_url', 'store_engine', 'store_tables',
+           'store_bound', 'store_chunks', 'read_store', 'store_versions', 'StoreWindow', 'store_window', 'store_rows',
+           'store_counts', 'Reference', 'checked_profile', 'profile_reference', 'reference', 'version_scorer',
+           'version_baseline', 'timeline_metrics', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
+           'alert_channel', 'PandasEngine', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
 import json, math, re, sqlite3, time, warnings
 from collections import Counter
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, fields, asdict
 from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 import numpy as np, pandas as pd
-from .schema import (COLUMN, COLUMNS, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, TARGET, RULE, DataError, SchemaError,
+from .schema import (COLUMN, COLUMNS, FEATURES, NUMERIC_FEATURES, CATEGORICAL_FEATURES, TARGET, RULE, RULES, DataError, SchemaError,
                      check_schema, coerce, check_rows)
 from .profile import bin_counts, reference_shares, bin_labels, load_profile
 from .inference import SCORE, DECISION, ModelVersion, model_version, model_columns
 from .render import render_template, write_json, inline_png
-from .timeline import (STATUSES, INSUFFICIENT, SEVERITY, verdict, worst, PSI_FLOOR, psi_rows, Baseline, baseline, current_stats,
+from .timeline import (STATUSES, INSUFFICIENT, SEVERITY, verdict, worst, PSI_FLOOR, psi_rows, Baseline, baseline, current_stats, ChunkStats, chunk_stats, add_outcomes, score_edges,
                                    timeline_section, segments_section, segment_codes, segment_tables, slot_sizes, overlap_section, row_keys, overlap,
                                    timeline_lines, segment_lines,
                                    outcome_window, outcome_window as outcome_duration, matured)
@@ -113,17 +116,25 @@ def _out_of_range(name: str, values) -> int:
     c = COLUMN[name]
     return int((~np.isnan(x) & ((x < c.min) | (x > c.max))).sum())
 
-def _unseen_values(entry: dict, values, limit: int = 5) -> dict:
-    "The most frequent values of a categorical column not among the reference's categories, with their counts."
-    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
-    s = s[s.notna() & ~s.isin(entry["categories"])]
-    return {str(k): int(v) for k, v in s.value_counts().head(limit).items() if v > 0}      # a categorical lists its absent categories too
+def unseen_counts(profile: dict, df: pd.DataFrame) -> dict[str, Counter]:
+    "Per categorical feature, how often each value the reference never had occurs: counters, so chunks of rows add up."
+    out = {}
+    for c in CATEGORICAL_FEATURES:
+        s = df[c] if isinstance(df[c], pd.Series) else pd.Series(df[c], dtype=object)
+        s = s[s.notna() & ~s.isin(profile["features"][c]["categories"])]
+        out[c] = Counter()
+        for k, v in s.value_counts(sort=False).items():       # a categorical lists its absent categories too
+            if v > 0: out[c][str(k)] += int(v)
+    return out
+
+def top_unseen(counts: dict, limit: int = 5) -> dict:
+    "Per categorical feature with unseen values, the `limit` most frequent (ties by name) with their counts."
+    return {c: dict(sorted(n.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]) for c, n in counts.items() if n}
 
 def value_facts(profile: dict, df: pd.DataFrame) -> tuple[dict, dict]:
     "Per numeric feature, the values outside the contract's bounds; per categorical feature with unseen values, the most frequent."
     oor = {c: _out_of_range(c, df[c]) for c in NUMERIC_FEATURES}
-    unseen = {c: u for c in CATEGORICAL_FEATURES if (u := _unseen_values(profile["features"][c], df[c]))}
-    return oor, unseen
+    return oor, top_unseen(unseen_counts(profile, df))
 
 # %% ../nbs/10_drift.ipynb #cd62d255
 def quality_row(name: str, entry: dict, c, out_of_range: float, unseen_values: dict, th: Thresholds = Thresholds()) -> dict:
@@ -172,20 +183,62 @@ def with_line_rules(broken: pd.DataFrame, ragged: pd.Series) -> pd.DataFrame:
     return broken
 
 # %% ../nbs/10_drift.ipynb #a5451f23
-def contract_section(broken: pd.DataFrame, where, raw: pd.DataFrame, th: Thresholds = Thresholds(), examples: int = 5) -> tuple[dict, np.ndarray]:
-    "The data-contract part of data quality (rows per rule; examples: the first rows, and the first of each rule; a verdict) and the rows excluded."
+_RULE_AT = {r.name: i for i, r in enumerate(RULES)}
+
+def _rule_order(rule: str) -> tuple:
+    "A rule's place in the contract section, as `check_rows` and `with_line_rules` order their columns: type rules by feature, the contract's rules, line rules."
+    if rule in LINE_RULES: return (2, 0, rule)
+    if rule.startswith("type:"): return (0, FEATURES.index(rule[5:]) if rule[5:] in FEATURES else len(FEATURES), rule)
+    return (1, _RULE_AT.get(rule, len(_RULE_AT)), rule)
+
+@dataclass
+class ContractTally:
+    "The data-contract counts of some rows, which add up chunk by chunk: rows, rows breaking and excluded, per rule its rows and first row, the rows an example may come from."
+    rows: int = 0
+    breaking: int = 0
+    excluded: int = 0
+    rules: dict = field(default_factory=dict)   # rule -> [rows breaking it, the first of them]
+    shown: list = field(default_factory=list)   # (row, example) of the first rows breaking a rule and the first of each rule
+    examples: int = 5
+
+    def _kept(self, shown: list) -> list:
+        keep = set(sorted(i for i, _ in shown)[:self.examples]) | {first for _, first in self.rules.values()}
+        return [(i, e) for i, e in shown if i in keep]
+
+    def add(self, other: "ContractTally") -> "ContractTally":
+        "These counts and those of the rows that follow (`other`'s rows are numbered after these)."
+        at = self.rows
+        for r, (n, first) in other.rules.items():
+            if r in self.rules: self.rules[r][0] += n
+            else: self.rules[r] = [n, first + at]
+        self.shown = self._kept(self.shown + [(i + at, e) for i, e in other.shown])
+        self.rows, self.breaking, self.excluded = self.rows + other.rows, self.breaking + other.breaking, self.excluded + other.excluded
+        return self
+
+    def section(self, th: Thresholds = Thresholds()) -> dict:
+        "The report's contract section: rows per rule, examples (the first rows, and the first of each rule), a verdict."
+        share = float(self.breaking / max(self.rows, 1))
+        rules = {r: dict(rows=n, meaning=_meaning(r), excluded=r.startswith(EXCLUDING)) for r, (n, _) in sorted(self.rules.items(), key=lambda kv: _rule_order(kv[0]))}
+        return dict(status=verdict(share, th.contract_warn, th.contract_alert), rows=self.rows, rows_breaking=self.breaking, share=share,
+                    rows_excluded=self.excluded, rules=rules, examples=[e for _, e in self._kept(self.shown)])
+
+def contract_counts(broken: pd.DataFrame, where, raw: pd.DataFrame, examples: int = 5) -> tuple[ContractTally, np.ndarray]:
+    "The `ContractTally` of the rows `broken` describes (examples' values from `raw`, named by `where`) and the rows excluded."
     reject = [c for c in broken.columns if c in LINE_RULES or RULE[c].severity == "reject"]
     bad, excluded = broken[reject].any(axis=1).to_numpy(), broken[[c for c in reject if c.startswith(EXCLUDING)]].any(axis=1).to_numpy()
-    n = len(broken)
-    first = np.unique(np.r_[np.flatnonzero(bad)[:examples], [int(np.argmax(broken[c].to_numpy())) for c in reject if broken[c].any()]]).astype("int64")
+    first_of = {c: int(np.argmax(broken[c].to_numpy())) for c in reject if broken[c].any()}
+    first = np.unique(np.r_[np.flatnonzero(bad)[:examples], list(first_of.values())]).astype("int64")
     why = _reasons_text(broken[reject].iloc[first])
     cols = lambda rules: [c for r in rules.split(";") if r not in LINE_RULES for c in RULE[r].columns if c in raw]
-    shown = [dict(where=str(where[i]), reasons=why.iloc[k], values={c: None if pd.isna(raw[c].iloc[i]) else str(raw[c].iloc[i]) for c in cols(why.iloc[k])})
+    shown = [(int(i), dict(where=str(where[i]), reasons=why.iloc[k], values={c: None if pd.isna(raw[c].iloc[i]) else str(raw[c].iloc[i]) for c in cols(why.iloc[k])}))
              for k, i in enumerate(first)]
-    share = float(bad.sum() / max(n, 1))
-    return dict(status=verdict(share, th.contract_warn, th.contract_alert), rows=n, rows_breaking=int(bad.sum()), share=share,
-                rows_excluded=int(excluded.sum()), rules={c: dict(rows=int(broken[c].sum()), meaning=_meaning(c), excluded=c.startswith(EXCLUDING))
-                                                          for c in reject if broken[c].any()}, examples=shown), excluded
+    rules = {c: [int(broken[c].sum()), i] for c, i in first_of.items()}
+    return ContractTally(len(broken), int(bad.sum()), int(excluded.sum()), rules, shown, examples), excluded
+
+def contract_section(broken: pd.DataFrame, where, raw: pd.DataFrame, th: Thresholds = Thresholds(), examples: int = 5) -> tuple[dict, np.ndarray]:
+    "The data-contract part of data quality (rows per rule; examples: the first rows, and the first of each rule; a verdict) and the rows excluded."
+    tally, excluded = contract_counts(broken, where, raw, examples)
+    return tally.section(th), excluded
 
 # %% ../nbs/10_drift.ipynb #f4b9ee39
 MIN_CHUNK = 500
@@ -195,12 +248,16 @@ def default_chunk_size(n: int, min_rows: int = MIN_CHUNK) -> int:
     "At least `min_rows` rows, and at most about `MAX_POINTS` chunks."
     return max(min_rows, math.ceil(n / MAX_POINTS))
 
+def joins_last(n: int, size: int, min_last: float | None = None) -> bool:
+    "Whether the last remainder of `n` rows cut `size` at a time is under size/2 (or `min_last`) and joins the chunk before."
+    if size < 1: raise ValueError(f"chunk size must be 1 or more (got {size})")
+    full = n // size
+    return full >= 1 and 0 < n - full * size < max(size / 2, min_last or 0)
+
 def chunks_by_size(n: int, size: int, min_last: float | None = None) -> np.ndarray:
     "Chunk number of each of `n` rows in order, `size` rows a chunk; a last remainder under size/2 (or `min_last`) joins the chunk before."
-    if size < 1: raise ValueError(f"chunk size must be 1 or more (got {size})")
-    ids = np.arange(n) // size
-    full = n // size
-    if full >= 1 and 0 < n - full * size < max(size / 2, min_last or 0): ids[ids == full] = full - 1
+    ids = np.arange(n) // size if size >= 1 else None
+    if joins_last(n, size, min_last): ids[ids == n // size] = n // size - 1
     return ids
 
 # %% ../nbs/10_drift.ipynb #e42cb153
@@ -217,17 +274,27 @@ def _periods(t: pd.DatetimeIndex, freq: str) -> pd.PeriodIndex:
             return t.to_period(m[2])
     except (ValueError, TypeError, AttributeError): raise DataError(f"period {freq!r} is not a pandas frequency (use D, h, W or M, or a multiple such as 3D)") from None
 
-def chunks_by_period(times, freq: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    "Chunk number of each row by the `freq` period ('D', 'h', 'W', '3D'...) its time falls in, and each chunk's start (UTC)."
+def period_keys(times, freq: str) -> np.ndarray:
+    "Each time's period of `freq` as a number (its first period's ordinal): equal for times in one period, increasing with time."
     t = pd.DatetimeIndex(pd.to_datetime(times, utc=True)).tz_convert(None)
-    p = _periods(t, freq)
-    n = int(_PERIOD.fullmatch(str(freq))[1] or 1)
-    codes, uniques = pd.factorize(p.asi8 // n * n, sort=True)
-    if len(uniques) > MAX_PERIODS: raise DataError(f"period {freq!r} cuts the rows into {len(uniques):,} chunks (at most {MAX_PERIODS:,}): choose a longer period")
+    n = int(_PERIOD.fullmatch(str(freq))[1] or 1) if _PERIOD.fullmatch(str(freq)) else 1
+    return _periods(t, freq).asi8 // n * n
+
+def period_starts(keys, freq: str) -> pd.DatetimeIndex:
+    "The start (UTC) of each period numbered by `period_keys`."
+    unit = _periods(pd.DatetimeIndex([]), freq).freq
     with warnings.catch_warnings():                    # pandas deprecates business-day periods ('B'): they still work
         warnings.simplefilter("ignore")
-        starts = pd.DatetimeIndex([pd.Period(ordinal=int(o), freq=p.freq).start_time for o in uniques])
-    return codes.astype("int64"), starts.tz_localize("UTC")
+        return pd.DatetimeIndex([pd.Period(ordinal=int(o), freq=unit).start_time for o in keys]).tz_localize("UTC")
+
+def too_many_periods(freq: str, n: int) -> DataError:
+    return DataError(f"period {freq!r} cuts the rows into {n:,} chunks (at most {MAX_PERIODS:,}): choose a longer period")
+
+def chunks_by_period(times, freq: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    "Chunk number of each row by the `freq` period ('D', 'h', 'W', '3D'...) its time falls in, and each chunk's start (UTC)."
+    codes, uniques = pd.factorize(period_keys(times, freq), sort=True)
+    if len(uniques) > MAX_PERIODS: raise too_many_periods(freq, len(uniques))
+    return codes.astype("int64"), period_starts(uniques, freq)
 
 # %% ../nbs/10_drift.ipynb #7e3bc336
 def control_limits(p0: float, n, sigmas: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -498,6 +565,7 @@ class Checked:
     frame: pd.DataFrame
     contract: dict
     rows: int
+    tally: ContractTally | None = None        # the contract's counts, to add up with other chunks' (`contract` is its section)
 
 def _as_text(s: pd.Series) -> pd.Series:
     "Category values as a categorical of text (a number from parquet becomes its str), missing as missing: each distinct value converted once, and every later count reads codes."
@@ -523,22 +591,45 @@ def check_current(df: pd.DataFrame, time_col: str | None = "scored_at", th: Thre
     typed, unreadable = _typed_contract(df)
     broken = check_rows(typed[FEATURES], {c: unreadable[c] for c in FEATURES})
     if RAGGED_COL in df: broken = with_line_rules(broken, df[RAGGED_COL])     # a file line that could not be split into the header's fields
-    contract, excluded = contract_section(broken, where, df, th)
+    tally, excluded = contract_counts(broken, where, df)
+    contract = tally.section(th)
     keep, at = ~excluded, where[~excluded]
     out = typed.loc[keep, FEATURES].reset_index(drop=True)
     if TARGET in df: out[TARGET] = checked_labels(typed[TARGET][keep], unreadable[TARGET][keep], df[TARGET][keep], at)
     if SCORE in df: out[SCORE] = checked_scores(df[SCORE][keep], at)
     if time_col and time_col in df: out[time_col] = parse_times(df[time_col][keep].reset_index(drop=True), at, time_col).array   # stays datetime64: to_numpy() made 1M Timestamp objects (3 s)
     if time_col and time_col in out: out = out.sort_values(time_col, kind="stable", ignore_index=True)
-    return Checked(out, contract, len(df))
+    return Checked(out, contract, len(df), tally)
 
 # %% ../nbs/10_drift.ipynb #979c763c
-def fair_lending_counts(cur: pd.DataFrame, p, threshold: float) -> list[dict] | None:
-    "`fairness.fair_lending_table` of the scored rows `cur` (decisions `p >= threshold`, outcomes where known) as records; None without scores."
+def fair_lending_tally(cur: pd.DataFrame, p, threshold: float) -> pd.DataFrame | None:
+    "Per age band and housing group of the scored rows `cur` (decisions `p >= threshold`, outcomes where known): applicants, approved, outcomes, defaults; counts, so chunks of rows add up. None without scores."
     from loan_default.fairness import fair_lending_table
     if p is None or not len(p): return None
     t = fair_lending_table(cur, (np.asarray(p) >= threshold).astype("int64"), cur[TARGET] if TARGET in cur else None)
-    return json.loads(t.to_json(orient="records"))   # NaN as null: strict JSON
+    t["defaults"] = np.round(t.default_rate.fillna(0.0) * t.outcomes).astype("int64")     # the table gives the rate, defaults / outcomes
+    return t.set_index(["group", "value"])[["applicants", "approved", "outcomes", "defaults"]]
+
+def fair_lending_records(t: pd.DataFrame | None) -> list[dict] | None:
+    "`fairness.fair_lending_table`'s rows from `fair_lending_tally`'s counts: approval and default rates, the adverse impact ratio against the most-approved judged group of its grouping."
+    from loan_default.fairness import MIN_GROUP, GROUPINGS, AGE_BANDS, HOUSING
+    if t is None: return None
+    known = list(COLUMN[HOUSING].categories)
+    place = lambda gv: (list(GROUPINGS).index(gv[0]), AGE_BANDS.index(gv[1]) if gv[1] in AGE_BANDS else known.index(gv[1]) if gv[1] in known else len(known), gv[1])
+    t = t.loc[sorted(t.index, key=place)].astype("int64").reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t["approval_rate"] = t.approved / t.applicants
+        t["default_rate"] = np.where(t.outcomes > 0, t.defaults / t.outcomes.clip(lower=1), np.nan)
+    t["judged"] = t.applicants >= MIN_GROUP
+    top = t.approval_rate.where(t.judged).groupby(t.group).transform("max").to_numpy()
+    t["air"] = np.where(t.judged & (top > 0), t.approval_rate / top, np.nan)
+    t["note"] = np.where(t.judged, np.where(t.approval_rate == top, "reference (most approved)", ""), f"too few to judge (n < {MIN_GROUP})")
+    cols = ["group", "value", "applicants", "approved", "approval_rate", "outcomes", "default_rate", "judged", "air", "note"]
+    return json.loads(t[cols].to_json(orient="records"))   # NaN as null: strict JSON
+
+def fair_lending_counts(cur: pd.DataFrame, p, threshold: float) -> list[dict] | None:
+    "`fairness.fair_lending_table` of the scored rows `cur` (decisions `p >= threshold`, outcomes where known) as records; None without scores."
+    return fair_lending_records(fair_lending_tally(cur, p, threshold))
 
 def fair_lending_section(records: list[dict] | None) -> dict | None:
     "The report's `fair_lending`: the groups, the lowest adverse impact ratio and its group, the groups too few to judge."
@@ -585,73 +676,219 @@ def auto_period(start, end, rows: int, min_rows: int) -> str | None:
         if MIN_AUTO_CHUNKS <= n <= MAX_POINTS and rows / n >= min_rows: return word
     return None
 
-def _chunk(df: pd.DataFrame, time_col: str | None, chunk_size: int | None, period: str | None, th: Thresholds):
-    "Chunk ids, chunk labels (period starts) and the chunking used: by period (given, or the finest that fits), by size, or one sample without a time column."
-    if not time_col:
+@dataclass(frozen=True)
+class ChunkPlan:
+    "How the compared rows are cut into chunks, fixed before any is counted: by `freq` period, by `size` rows, or one sample; `info` is the report's `chunking`."
+    info: dict
+    freq: str | None = None
+    size: int | None = None
+    min_last: float | None = None
+
+    def keys(self, times, first_row: int, n: int) -> np.ndarray:
+        "The chunk key of `n` rows in time order, the first being compared row `first_row`: their period (`period_keys`), row number // size, or 0."
+        if self.freq: return period_keys(times, self.freq)
+        if self.size: return (first_row + np.arange(n, dtype="int64")) // self.size
+        return np.zeros(n, dtype="int64")
+
+    def final(self, keys: np.ndarray, rows: int) -> np.ndarray:
+        "`keys` once all `rows` are counted: a last remainder too small joins the chunk before (`chunks_by_size`)."
+        if not self.size or not joins_last(rows, self.size, self.min_last): return keys
+        return np.where(keys == rows // self.size, rows // self.size - 1, keys)
+
+def plan_chunks(timed: bool, chunk_size: int | None, period: str | None, rows: int, start, end, th: Thresholds = Thresholds()) -> ChunkPlan:
+    "The chunking of `rows` compared rows whose first and last scored_at are `start` and `end`: by period (given, or the finest that fits), by size, or one sample without a time column."
+    if not timed:
         if period or chunk_size: raise DataError(f"chunking by {'period' if period else 'size'} needs a scored_at column: {NO_TIME_ORDER}")
-        return np.zeros(len(df), dtype="int64"), None, dict(by="none", reason=NO_TIME_ORDER)
-    auto = None if period or chunk_size or not len(df) else auto_period(df[time_col].iloc[0], df[time_col].iloc[-1], len(df), th.min_rows)
+        return ChunkPlan(dict(by="none", reason=NO_TIME_ORDER))
+    auto = None if period or chunk_size or not rows or start is None or end is None else auto_period(start, end, rows, th.min_rows)
     if period or auto:
-        codes, starts = chunks_by_period(df[time_col], PERIOD_WORDS.get(str(period or auto).strip().lower(), period or auto))
-        return codes, [s.isoformat() for s in starts], dict(by="period", period=period or auto) | (dict(chosen=AUTO_CHOSEN) if auto else {})
-    size = chunk_size or default_chunk_size(len(df), th.min_rows)
-    return chunks_by_size(len(df), size, None if chunk_size else th.min_rows), None, dict(by="rows", size=int(size))
+        freq = PERIOD_WORDS.get(str(period or auto).strip().lower(), period or auto)
+        _periods(pd.DatetimeIndex([]), freq)                 # a bad period is named before any row is counted
+        return ChunkPlan(dict(by="period", period=period or auto) | (dict(chosen=AUTO_CHOSEN) if auto else {}), freq=freq)
+    size = chunk_size or default_chunk_size(rows, th.min_rows)
+    joins_last(0, size)                                      # a size under 1 is refused now
+    return ChunkPlan(dict(by="rows", size=int(size)), size=int(size), min_last=None if chunk_size else th.min_rows)
 
 # %% ../nbs/10_drift.ipynb #1ef0b6c9
-def _chart_counts(cur: pd.DataFrame, p, codes, labels, time_col, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    "The per-chunk sums (with each chunk's start when chunks have a time) and the labelled rows (chunk, probability, outcome)."
-    y = cur[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in cur else None
-    sums = chunk_sums(p, codes, threshold, y)
-    if labels is not None: sums.insert(1, "start", [labels[c] for c in sums.chunk])
-    elif time_col: sums.insert(1, "start", cur[time_col].iloc[np.searchsorted(codes, sums.chunk)].astype(str).to_numpy())
-    if y is None: return sums, None
-    known = ~np.isnan(y)
-    return sums, pd.DataFrame({"chunk": codes[known], SCORE: p[known], TARGET: y[known]})
+def _stats_table(s: ChunkStats) -> dict:
+    "A `ChunkStats` as one table: name -> array whose first axis is the chunks (a dict field's entries as 'field.key')."
+    out = {}
+    for f in fields(s):
+        v = getattr(s, f.name)
+        if isinstance(v, dict): out |= {f"{f.name}.{k}": np.asarray(a) for k, a in v.items()}
+        elif v is not None: out[f.name] = np.asarray(v)
+    return out
+
+def _table_stats(table: dict) -> ChunkStats:
+    "The `ChunkStats` of a `_stats_table`."
+    kw = {}
+    for name, a in table.items():
+        f, _, k = name.partition(".")
+        if k: kw.setdefault(f, {})[k] = a
+        else: kw[f] = a
+    return ChunkStats(**kw)
+
+def merge_keyed(keys_a: np.ndarray, a: dict, keys_b: np.ndarray, b: dict) -> tuple[np.ndarray, dict]:
+    "Two tables per chunk key (name -> array, first axis the sorted `keys_*`) added up key by key: a chunk whose rows came in two reads is one chunk."
+    keys = np.union1d(keys_a, keys_b)
+    at = [(np.searchsorted(keys, keys_a), a), (np.searchsorted(keys, keys_b), b)]
+    out = {}
+    for name in [*a, *(n for n in b if n not in a)]:
+        parts = [(i, t[name]) for i, t in at if name in t]
+        z = np.zeros((len(keys), *parts[0][1].shape[1:]), dtype=np.result_type(*(x for _, x in parts)))
+        for i, x in parts: z[i] += x
+        out[name] = z
+    return keys, out
+
+def collapse_keyed(table: dict, codes: np.ndarray, k: int) -> dict:
+    "A table per chunk key added up into `k` chunks, `codes` giving each key's chunk."
+    out = {}
+    for name, a in table.items():
+        out[name] = np.zeros((k, *a.shape[1:]), dtype=a.dtype)
+        np.add.at(out[name], codes, a)
+    return out
+
+# %% ../nbs/10_drift.ipynb #d1f7a0a4
+class Laps:
+    "Seconds per step: `lap(name)` adds the time since the previous lap to `name`'s (a step repeated per chunk of rows adds up)."
+    def __init__(self): self.t0 = self.t = time.perf_counter(); self.seconds = {}
+    def lap(self, name: str) -> None:
+        now = time.perf_counter(); self.seconds[name] = self.seconds.get(name, 0.0) + now - self.t; self.t = now
+
+_NO_TIME = np.iinfo("int64")
+
+class Tally:
+    "A window's counts, added up chunk of checked rows by chunk (`add`) and turned into `DriftCounts` at the end (`counts`): per chunk key or in total, never a frame of the window."
+    def __init__(self, profile: dict, threshold: float, plan: ChunkPlan, th: Thresholds = Thresholds(), time_col: str | None = "scored_at",
+                 scorer=None, baseline: Baseline | None = None, laps: Laps | None = None):
+        self.profile, self.threshold, self.plan, self.th, self.time_col, self.scorer, self.baseline = profile, threshold, plan, th, time_col, scorer, baseline
+        self.laps = laps or Laps()
+        self.started = self.laps.t0
+        self.rows = self.compared = 0
+        self.contract = ContractTally()
+        self.keys, self.stats, self.sums = np.empty(0, "int64"), {}, {}
+        self.first, self.last = np.empty(0, "int64"), np.empty(0, "int64")      # per key: its first and last scored_at (ns, UTC)
+        self.labelled, self.scores = [], []      # (keys, p, y) of labelled rows; (keys, p) when the score bins come from the current scores
+        self.unseen = {c: Counter() for c in CATEGORICAL_FEATURES}
+        self.fair = self.segments = self.hits = self.empty = None
+        self.scored = self.timed = self.with_y = False
+
+    def span(self) -> tuple:
+        "The first and last scored_at counted (None before any)."
+        if not self.timed or not self.compared: return None, None
+        return pd.Timestamp(int(self.first.min()), tz="UTC"), pd.Timestamp(int(self.last.max()), tz="UTC")
+
+    def add(self, checked: Checked) -> None:
+        "Count the rows `check_current` kept (scored by `scorer` when they have no scores) into their chunks."
+        self.rows += checked.rows
+        self.contract.add(checked.tally)
+        cur = checked.frame
+        if SCORE not in cur and self.scorer is not None and len(cur): cur[SCORE] = np.asarray(self.scorer(cur[FEATURES]), dtype="float64")
+        self.laps.lap("score")
+        if not len(cur): self.empty = cur; return
+        tc = self.time_col if self.time_col and self.time_col in cur else None
+        p = cur[SCORE].to_numpy("float64") if SCORE in cur else None
+        y = cur[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in cur else None
+        keys = self.plan.keys(cur[tc] if tc else None, self.compared, len(cur))
+        uk, codes = np.unique(keys, return_inverse=True)
+        codes, k = codes.astype("int64").ravel(), len(uk)
+        self.compared += len(cur)
+        self.scored, self.timed, self.with_y = p is not None, tc is not None, y is not None
+        sums = {c: v.to_numpy() for c, v in chunk_sums(p, codes, self.threshold, y).drop(columns="chunk").items()} if p is not None else {}
+        if tc:
+            t, at = pd.DatetimeIndex(cur[tc]).as_unit("ns").asi8, np.searchsorted(codes, np.arange(k))    # rows in time order: a chunk's rows together
+            first, last = np.minimum.reduceat(t, at), np.maximum.reduceat(t, at)
+        else: first = last = np.zeros(k, dtype="int64")
+        self.laps.lap("chunks")
+        stats, slots = current_stats(cur, self.profile, codes, k, p, self.threshold, self.baseline, y)
+        table = _stats_table(stats)
+        if self.baseline is None and p is not None:        # score bins from the window's own scores: binned once all are known
+            for name in ("pos", "neg", "rpos", "rneg"): table.pop(name, None)
+            self.scores.append((keys, p))
+        self.laps.lap("timeline counts")
+        if self.baseline is not None:
+            seg = segment_tables(slots, segment_codes(cur), slot_sizes(self.profile))
+            self.segments = seg if self.segments is None else {c: (n + seg[c][0], {f: v + seg[c][1][f] for f, v in t.items()}) for c, (n, t) in self.segments.items()}
+        self.laps.lap("segments")
+        if self.baseline is not None and self.baseline.seen_keys is not None:
+            self.hits = (self.hits or 0) + int(overlap(row_keys(cur, slots), self.baseline.seen_keys).sum())
+        self.laps.lap("overlap")
+        for c, n in unseen_counts(self.profile, cur).items(): self.unseen[c].update(n)
+        fair = fair_lending_tally(cur, p, self.threshold)
+        if fair is not None: self.fair = fair if self.fair is None else pd.concat([self.fair, fair]).groupby(level=[0, 1], sort=False).sum()
+        if p is not None and y is not None:
+            known = ~np.isnan(y)
+            self.labelled.append((keys[known], p[known], y[known]))
+        self.laps.lap("quality and fair lending")
+        merged, self.stats = merge_keyed(self.keys, self.stats, uk, table)
+        _, self.sums = merge_keyed(self.keys, self.sums, uk, sums)
+        bounds = np.full(len(merged), _NO_TIME.max), np.full(len(merged), _NO_TIME.min)
+        for ks, f, l in ((self.keys, self.first, self.last), (uk, first, last)):
+            i = np.searchsorted(merged, ks); bounds[0][i] = np.minimum(bounds[0][i], f); bounds[1][i] = np.maximum(bounds[1][i], l)
+        self.keys, (self.first, self.last) = merged, bounds
+        if self.plan.freq and len(self.keys) > MAX_PERIODS: raise too_many_periods(self.plan.freq, len(self.keys))
+        self.laps.lap("merge")
+
+    def _nothing_compared(self) -> DriftCounts:
+        "The counts when the contract excluded every row: empty chunks, as the pandas engine always gave."
+        cur = self.empty
+        p, y = (cur[c].to_numpy("float64", na_value=np.nan) if c in cur else None for c in (SCORE, TARGET))
+        stats, slots = current_stats(cur, self.profile, np.zeros(0, "int64"), 0, p, self.threshold, self.baseline, y)
+        tables = segment_tables(slots, segment_codes(cur), slot_sizes(self.profile)) if self.baseline is not None else None
+        hits = 0 if self.baseline is not None and self.baseline.seen_keys is not None else None
+        return DriftCounts(self.rows, 0, self.contract.section(self.th), {c: v.sum(axis=0) for c, v in stats.counts.items()}, *value_facts(self.profile, cur),
+                           self.plan.info, None, None, None, "pandas", time.perf_counter() - self.started, None, stats, [], [], tables, hits,
+                           {k: round(v, 4) for k, v in self.laps.seconds.items()})
+
+    def counts(self) -> DriftCounts:
+        "The `DriftCounts` of every row added: chunks numbered in time order, score bins of the window's own scores when there are no reference rows."
+        if not self.compared: return self._nothing_compared()
+        final, codes = np.unique(self.plan.final(self.keys, self.compared), return_inverse=True)
+        codes, k = codes.astype("int64").ravel(), len(final)
+        chunk_of = lambda ks: codes[np.searchsorted(self.keys, ks)]
+        table, sums = collapse_keyed(self.stats, codes, k), collapse_keyed(self.sums, codes, k)
+        first, last = np.full(k, _NO_TIME.max), np.full(k, _NO_TIME.min)
+        np.minimum.at(first, codes, self.first); np.maximum.at(last, codes, self.last)
+        lk, lp, ly = (np.concatenate(a) for a in zip(*self.labelled)) if self.labelled else (None, None, None)
+        if self.baseline is None and self.scored:
+            p = np.concatenate([s for _, s in self.scores])
+            edges, at = score_edges(p[:: max(1, len(p) // 100_000)]), chunk_of(np.concatenate([ks for ks, _ in self.scores]))
+            whole = chunk_stats({}, {}, at, k, p, self.threshold, edges)
+            table["pos"], table["neg"] = whole.pos, whole.neg
+            if lk is not None:
+                whole = add_outcomes(whole, chunk_of(lk), k, lp, ly, self.threshold, edges)
+                table["rpos"], table["rneg"] = whole.rpos, whole.rneg
+        stats = _table_stats(table)
+        labels = [s.isoformat() for s in period_starts(final, self.plan.freq)] if self.plan.freq else None
+        firsts, lasts = pd.to_datetime(first, utc=True), pd.to_datetime(last, utc=True)
+        chart = labelled = None
+        if self.scored:
+            chart = pd.DataFrame(dict(chunk=np.arange(k)) | sums)
+            if labels is not None: chart.insert(1, "start", labels)
+            elif self.timed: chart.insert(1, "start", [str(t) for t in firsts])
+            if self.with_y: labelled = pd.DataFrame({"chunk": chunk_of(lk), SCORE: lp, TARGET: ly})
+        window = dict(start=str(firsts.min()), end=str(lasts.max())) if self.timed else None
+        starts, ends = ((labels or [t.isoformat() for t in firsts]), [t.isoformat() for t in lasts]) if self.timed else ([None] * k, [None] * k)
+        oor = {c: int(stats.out_of_range[c].sum()) for c in NUMERIC_FEATURES}
+        return DriftCounts(self.rows, self.compared, self.contract.section(self.th), {c: v.sum(axis=0) for c, v in stats.counts.items()}, oor,
+                           top_unseen(self.unseen), self.plan.info, chart, labelled, window, "pandas", time.perf_counter() - self.started,
+                           fair_lending_records(self.fair), stats, list(starts), ends, self.segments, self.hits,
+                           {k: round(v, 4) for k, v in self.laps.seconds.items()})
 
 # %% ../nbs/10_drift.ipynb #b188b0ed
-def _chunk_times(cur: pd.DataFrame, time_col: str | None, codes: np.ndarray, k: int, labels) -> tuple[list, list]:
-    "Per chunk, its start (period start, else first scored_at) and its last scored_at; None without a time column."
-    if not time_col or not len(cur): return [None] * k, [None] * k
-    t = cur[time_col]
-    first, last = np.searchsorted(codes, np.arange(k), "left"), np.searchsorted(codes, np.arange(k), "right") - 1
-    starts = labels if labels is not None else [t.iloc[i].isoformat() for i in first]
-    return list(starts), [t.iloc[i].isoformat() for i in last]
-
-class Laps:
-    "Seconds per step: `lap(name)` records the time since the previous lap."
-    def __init__(self): self.t, self.seconds = time.perf_counter(), {}
-    def lap(self, name: str) -> None:
-        now = time.perf_counter(); self.seconds[name] = round(now - self.t, 4); self.t = now
-
 def pandas_counts(current: pd.DataFrame, profile: dict, threshold: float = 0.5, chunk_size: int | None = None, period: str | None = None,
                   time_col: str | None = "scored_at", th: Thresholds = Thresholds(), scorer=None, baseline: Baseline | None = None) -> DriftCounts:
-    "The counts of the frame `current` against `profile`: checked, scored by `scorer` when it has no scores, counted with numpy; per chunk, segment and overlap with `baseline`'s rows."
-    started, laps = time.perf_counter(), Laps()
+    "The counts of the frame `current` against `profile`: checked, scored by `scorer` when it has no scores, counted with numpy (one `Tally` chunk); per chunk, segment and overlap with `baseline`'s rows."
+    laps = Laps()
     if len(current) == 0: raise DataError("no current rows to compare with the reference")
     checked = check_current(current, time_col, th)
     cur = checked.frame
     time_col = time_col if time_col and time_col in cur.columns else None
     laps.lap("check")
-    if SCORE not in cur and scorer is not None and len(cur): cur[SCORE] = np.asarray(scorer(cur[FEATURES]), dtype="float64")
-    p = cur[SCORE].to_numpy("float64") if SCORE in cur else None
-    laps.lap("score")
-    codes, labels, chunking = _chunk(cur, time_col, chunk_size, period, th)
-    sums, labelled = _chart_counts(cur, p, codes, labels, time_col, threshold) if p is not None and len(p) else (None, None)
-    window = {k: str(cur[time_col].iloc[i]) for k, i in (("start", 0), ("end", -1))} if time_col and len(cur) else None
-    k = int(codes.max()) + 1 if len(codes) else 0
-    y = cur[TARGET].to_numpy("float64", na_value=np.nan) if TARGET in cur else None
-    starts, ends = _chunk_times(cur, time_col, codes, k, labels)
-    laps.lap("chunks")
-    stats, slots = current_stats(cur, profile, codes, k, p, threshold, baseline, y)
-    laps.lap("timeline counts")
-    tables = segment_tables(slots, segment_codes(cur), slot_sizes(profile)) if baseline is not None else None
-    laps.lap("segments")
-    hits = int(overlap(row_keys(cur, slots), baseline.seen_keys).sum()) if baseline is not None and baseline.seen_keys is not None else None
-    laps.lap("overlap")
-    facts, fair = value_facts(profile, cur), fair_lending_counts(cur, p, threshold)
-    laps.lap("quality and fair lending")
-    return DriftCounts(checked.rows, len(cur), checked.contract, {c: v.sum(axis=0) for c, v in stats.counts.items()}, *facts, chunking,
-                       sums, labelled, window, "pandas", time.perf_counter() - started, fair, stats, starts, ends, tables, hits, laps.seconds)
+    ends = (cur[time_col].iloc[0], cur[time_col].iloc[-1]) if time_col and len(cur) else (None, None)
+    tally = Tally(profile, threshold, plan_chunks(time_col is not None, chunk_size, period, len(cur), *ends, th), th, time_col, scorer, baseline, laps)
+    tally.add(checked)
+    return tally.counts()
 
 # %% ../nbs/10_drift.ipynb #59ff62c2
 def _tagged_reasons(psi_t: pd.DataFrame, dq: pd.DataFrame, contract: dict) -> list[tuple[str, str]]:
@@ -990,9 +1227,9 @@ def _store_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
     return df
 
 # %% ../nbs/10_drift.ipynb #6bb5ad24
-def read_store(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
-               chunk_rows: int = STORE_CHUNK_ROWS) -> pd.DataFrame:
-    "Predictions logged in `[since, until)` (UTC), with their applicant fields and their latest outcome (`loan_status`, NaN until known), read `chunk_rows` at a time."
+def store_chunks(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
+                 chunk_rows: int = STORE_CHUNK_ROWS):
+    "The predictions logged in `[since, until)` (UTC), with their applicant fields and latest outcome, as frames of `chunk_rows` rows read one after the other (one empty frame for an empty window)."
     import sqlalchemy as sa
     since, until = check_window(since, until)
     engine, shown = store_engine(url), shown_url(url)
@@ -1001,21 +1238,32 @@ def read_store(url: str, since=None, until=None, model_name: str | None = None, 
         q = _store_query(pr, oc, engine.dialect.name, since, until, model_name, model_version)
         with engine.connect() as conn:
             conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)   # rows arrive as they are read, not all at once
-            parts = [_store_chunk(c) for c in pd.read_sql(q, conn, chunksize=chunk_rows)]
-            if not parts: parts = [_store_chunk(pd.read_sql(q.limit(0), conn))]
+            none = True
+            for c in pd.read_sql(q, conn, chunksize=chunk_rows):
+                none = False
+                yield _store_chunk(c)
+            if none: yield _store_chunk(pd.read_sql(q.limit(0), conn))
     except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
     finally: engine.dispose()
+
+def read_store(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
+               chunk_rows: int = STORE_CHUNK_ROWS) -> pd.DataFrame:
+    "Predictions logged in `[since, until)` (UTC), with their applicant fields and their latest outcome (`loan_status`, NaN until known), as one frame."
+    parts = list(store_chunks(url, since, until, model_name, model_version, chunk_rows))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 # %% ../nbs/10_drift.ipynb #9e2dbf2d
 def store_versions(url: str, since=None, until=None, model_name: str | None = None) -> pd.DataFrame:
-    "How many predictions each (model_name, model_version) made in `[since, until)`: counted by the database, nothing else fetched."
+    "How many predictions each (model_name, model_version) made in `[since, until)`, and their first and last scored_at: counted by the database, nothing else fetched."
     import sqlalchemy as sa
     since, until = check_window(since, until)
     engine, shown = store_engine(url), shown_url(url)
     try:
         pr, _ = store_tables(engine, shown)
-        q = _window_filter(sa.select(pr.c.model_name, pr.c.model_version, sa.func.count().label("rows")), pr, engine.dialect.name, since, until, model_name)
+        as_text = (lambda x: sa.cast(x, sa.Text)) if engine.dialect.name == "sqlite" else (lambda x: x)      # SQLite's text as stored: never parsed here
+        q = sa.select(pr.c.model_name, pr.c.model_version, sa.func.count().label("rows"), as_text(sa.func.min(pr.c.scored_at)).label("first"),
+                      as_text(sa.func.max(pr.c.scored_at)).label("last"))
+        q = _window_filter(q, pr, engine.dialect.name, since, until, model_name)
         with engine.connect() as conn: counts = pd.read_sql(q.group_by(pr.c.model_name, pr.c.model_version), conn)
     except sa.exc.DBAPIError as e: raise DataError(f"{shown}: cannot read the prediction store: {str(e.orig).splitlines()[0]}") from None
     finally: engine.dispose()
@@ -1026,19 +1274,72 @@ def _store_version(counts: pd.DataFrame) -> tuple[str, str]:
     top = counts.sort_values("rows", ascending=False, kind="stable").iloc[0]
     return top.model_name, top.model_version
 
+@dataclass
+class StoreWindow:
+    "One version's predictions in a store window, counted by the database but not read: how many, their first and last scored_at, and the rows left out."
+    url: str
+    since: object
+    until: object
+    model_name: str | None
+    model_version: str | None
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    others: int = 0                      # predictions of other versions in the window, left out
+    scored_by: tuple | None = None       # the version chosen, when none was asked for
+    chunk_rows: int = STORE_CHUNK_ROWS
+
+    def chunks(self):
+        "The window's rows, `chunk_rows` at a time (`store_chunks`)."
+        return store_chunks(self.url, self.since, self.until, self.model_name, self.model_version, self.chunk_rows)
+
+def _store_times(values) -> list | None:
+    "The database's first (or last) times of a window as UTC times; None when one cannot be read (the rows' own check names it)."
+    t = [_time_or_nat(v) for v in values]
+    return None if not t or any(x is pd.NaT for x in t) else t
+
+def store_window(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
+                 chunk_rows: int = STORE_CHUNK_ROWS) -> StoreWindow:
+    "The store's predictions in the window by one version (the one asked for, else the one that scored most rows), counted by one GROUP BY."
+    empty = DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
+    counts = store_versions(url, since, until, model_name)
+    if model_version is not None: mine, others, scored_by = counts[counts.model_version == str(model_version)], 0, None
+    else:
+        if counts.rows.sum() == 0: raise empty
+        scored_by = _store_version(counts)
+        mine = counts[(counts.model_name == scored_by[0]) & (counts.model_version == scored_by[1])]
+        others, model_name, model_version = int(counts.rows.sum() - mine.rows.sum()), *scored_by
+    if mine.rows.sum() == 0: raise empty
+    firsts, lasts = _store_times(mine["first"]), _store_times(mine["last"])
+    return StoreWindow(url, since, until, model_name, model_version, int(mine.rows.sum()), firsts and min(firsts), lasts and max(lasts),
+                       others, scored_by, chunk_rows)
+
 def store_rows(url: str, since=None, until=None, model_name: str | None = None, model_version: str | None = None,
                chunk_rows: int = STORE_CHUNK_ROWS) -> tuple[pd.DataFrame, int, tuple | None]:
-    "The store's predictions in the window by one version: (rows, how many other versions' rows were left out, the version chosen when none was given)."
-    empty = DataError(f"no predictions in the store{' since ' + str(since) if since else ''}{' until ' + str(until) if until else ''}")
-    if model_version is not None:
-        df = read_store(url, since, until, model_name, model_version, chunk_rows)
-        if len(df) == 0: raise empty
-        return df, 0, None
-    counts = store_versions(url, since, until, model_name)
-    if counts.rows.sum() == 0: raise empty
-    scored_by = _store_version(counts)
-    df = read_store(url, since, until, *scored_by, chunk_rows=chunk_rows)
-    return df, int(counts.rows.sum() - len(df)), scored_by
+    "The store's predictions in the window by one version, as one frame: (rows, how many other versions' rows were left out, the version chosen when none was given)."
+    w = store_window(url, since, until, model_name, model_version, chunk_rows)
+    parts = list(w.chunks())
+    return (pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]), w.others, w.scored_by
+
+# %% ../nbs/10_drift.ipynb #d1f7a0a7
+def _count_store(w: StoreWindow, ref: Reference, th: Thresholds, plan: ChunkPlan) -> Tally:
+    "A `Tally` of the window's rows, read, checked and counted one store chunk at a time."
+    tally = Tally(ref.profile, ref.threshold, plan, th, "scored_at", version_scorer(ref.model) if ref.model is not None else None, ref.baseline)
+    for chunk in w.chunks():
+        tally.laps.lap("read")
+        checked = check_current(chunk, "scored_at", th)
+        tally.laps.lap("check")
+        tally.add(checked)
+        del chunk, checked
+    return tally
+
+def store_counts(w: StoreWindow, ref: Reference, th: Thresholds = Thresholds(), chunk_size: int | None = None, period: str | None = None) -> DriftCounts:
+    "`DriftCounts` of a store window against `ref`, counted store chunk by store chunk: what `pandas_counts` gives on the whole window, with one chunk's rows in memory."
+    plan = plan_chunks(True, chunk_size, period, w.rows, w.first, w.last, th)       # from the database's count: every row usable
+    tally = _count_store(w, ref, th, plan)
+    actual = plan_chunks(True, chunk_size, period, tally.compared, *tally.span(), th)
+    if actual != plan: tally = _count_store(w, ref, th, actual)      # the rows the contract excluded changed the chunking: count again, knowing it
+    return tally.counts()
 
 # %% ../nbs/10_drift.ipynb #84117545
 @dataclass(frozen=True)
@@ -1229,11 +1530,12 @@ def drift_command(current=None, from_store: str | None = None, since=None, until
     check_window(since, until)
     if from_store is not None:
         if engine.name != PANDAS.name: raise DataError(f"--from-store reads the prediction store with the pandas engine: drop --engine {engine.name}")
-        rows, others, scored_by = store_rows(from_store, since, until, None if profile else model, version)
+        window = store_window(from_store, since, until, None if profile else model, version)
+        others, scored_by = window.others, window.scored_by
         if scored_by and profile is None: model, version = scored_by
     else: rows, others, scored_by = engine.read(current, since, until), 0, None
     ref = reference(model, alias, version, profile, threshold)
-    counts = (PANDAS if from_store is not None else engine).count(rows, ref, th, chunk_size, period)
+    counts = store_counts(window, ref, th, chunk_size, period) if from_store is not None else engine.count(rows, ref, th, chunk_size, period)
     report = counts_report(counts, ref.profile, ref.threshold, ref.test(), ref.info() | dict(rows_other_versions=others), th,
                            ref.baseline if counts.stats is not None else None, outcome_window, as_of)
     if others: report["reasons"].append(f"{others:,} predictions of other model versions left out: this report is {scored_by[0]} version {scored_by[1]}'s")

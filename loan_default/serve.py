@@ -5,22 +5,23 @@
 # %% auto #0
 __all__ = ['EXAMPLE_APPLICANTS', 'ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', 'log', 'METADATA',
            'PREDICTIONS', 'OUTCOMES', 'SHADOW_PREDICTIONS', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS',
-           'STORE_CONNECT_TIMEOUT_S', 'ENDPOINTS', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS',
+           'STORE_CONNECT_TIMEOUT_S', 'ENDPOINTS', 'SHADOW_CHUNK_ROWS', 'SHADOW_WAIT_S', 'SHADOW_BATCH_ROWS',
+           'SHADOW_STORE_WAIT_S', 'SHADOW_DRAIN_S', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS',
            'EXAMPLE_ANSWER', 'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
            'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR', 'DOCS_ASSETS', 'DOCS_POLICY', 'WORKER_HEALTHCHECK_S',
            'PredictRequest', 'json_response', 'error_response', 'input_problems', 'problems_message',
            'applicant_columns', 'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason',
            'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file', 'store_engine', 'StoreOrphaned',
            'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore', 'record_predictions',
-           'record_prediction_batches', 'record_outcomes', 'ServiceMetrics', 'new_id', 'presented_key', 'Refusal',
-           'Gate', 'repeated_keys', 'parse_json', 'gunzip', 'read_json_body', 'JSONBodyRoute', 'repeated_ids',
-           'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader',
-           'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes', 'reason_codes_body',
-           'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config', 'HeadTimeoutProtocol',
-           'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
+           'record_prediction_batches', 'record_outcomes', 'record_shadow_predictions', 'ServiceMetrics', 'shadow_rows',
+           'ShadowScorer', 'new_id', 'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip',
+           'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest',
+           'Reason', 'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode',
+           'ReasonCodes', 'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
+           'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
 
 # %% ../nbs/09_serve.ipynb #f5384466
-import asyncio, contextlib, dataclasses, fcntl, gc, glob, hmac, json, logging, os, queue, random, re, socket, sqlite3, threading, time, traceback, uuid, zlib
+import asyncio, collections, contextlib, dataclasses, fcntl, gc, glob, hmac, json, logging, os, queue, random, re, socket, sqlite3, threading, time, traceback, uuid, zlib
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -182,6 +183,7 @@ class ModelManager:
         self.current: ServedVersion | None = None
         self.problem: str | None = "the model is not loaded yet"
         self.refused: dict | None = None                  # a version that failed to load while another kept serving
+        self.attempted = False                            # a first refresh has ended (loaded or not): a shadow stops holding rows for it
         self._lock, self._stop, self._thread = threading.Lock(), threading.Event(), None
 
     def _unavailable(self, e: BaseException, version: str | None = None, loading: bool = False) -> ModelUnavailable:
@@ -201,6 +203,10 @@ class ModelManager:
 
     def refresh(self, force: bool = False) -> bool:
         "Serve the version the alias points to now: load it beside the current one, then swap. True when it swapped."
+        try: return self._refresh(force)
+        finally: self.attempted = True
+
+    def _refresh(self, force: bool) -> bool:
         s = self.settings
         with self._lock:
             try: version = (mv := self._resolve(s.model_name, None if s.serve_version else s.serve_alias, s.serve_version)).version
@@ -399,7 +405,8 @@ def _merge(raw: sqlite3.Connection, rescued: str) -> None:
     raw.execute("ATTACH DATABASE ? AS rescued", (rescued,))
     try:
         raw.execute("BEGIN IMMEDIATE")
-        for t in (PREDICTIONS, OUTCOMES):
+        for t in (PREDICTIONS, OUTCOMES, SHADOW_PREDICTIONS):
+            if not raw.execute("SELECT 1 FROM rescued.sqlite_master WHERE type = 'table' AND name = ?", (t.name,)).fetchone(): continue   # an older store
             cols = ", ".join(c.name for c in t.columns if c.name != "id")
             raw.execute(f"INSERT OR IGNORE INTO main.{t.name} ({cols}) SELECT {cols} FROM rescued.{t.name}")
         raw.execute("COMMIT")
@@ -412,7 +419,12 @@ def _run_job(fn, conn, *args):
     except Conflict as e: return e                      # the request's answer, not the batch's failure
 
 def _run_jobs(conn, jobs: list) -> list:
-    "Each job's result (a `Conflict` in place of one); a batch of predictions alone is stored with one read and one write."
+    "Each job's result (a `Conflict` in place of one), the shadow's rows after every other job; a batch of predictions alone is stored with one read and one write."
+    later = [i for i, (fn, _, _) in enumerate(jobs) if getattr(fn, "runs_last", False)]
+    if later and len(later) < len(jobs):
+        first = [i for i in range(len(jobs)) if i not in later]
+        done = dict(zip(first, _run_jobs(conn, [jobs[i] for i in first]))) | dict(zip(later, _run_jobs(conn, [jobs[i] for i in later])))
+        return [done[i] for i in range(len(jobs))]
     if len(jobs) > 1 and all(fn is record_predictions for fn, _, _ in jobs): return record_prediction_batches(conn, [args[0] for _, args, _ in jobs])
     return [_run_job(fn, conn, *args) for fn, args, _ in jobs]
 
@@ -681,12 +693,25 @@ def record_outcomes(conn, rows: list[dict]) -> dict:
     if new := [r for r in rows if r["application_id"] in scored and r["application_id"] not in known]: _insert_new(conn, OUTCOMES, new)
     return dict(recorded=len(new), already_recorded=sum(a in known for a in ids), unmatched=[a for a in ids if a not in scored and a not in known])
 
+# %% ../nbs/09_serve.ipynb #4a0012ff
+def record_shadow_predictions(conn, rows: list[dict]) -> None:
+    "Store a shadow model's rows in `shadow_predictions`; an application_id already there keeps its row."
+    if not rows: return
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        from importlib import import_module
+        insert = import_module(f"sqlalchemy.dialects.{conn.dialect.name}").insert
+        conn.execute(insert(SHADOW_PREDICTIONS).on_conflict_do_nothing(index_elements=["application_id"]), rows); return
+    known = set(_stored(conn, SHADOW_PREDICTIONS, [r["application_id"] for r in rows]))
+    if new := [r for r in rows if r["application_id"] not in known]: conn.execute(SHADOW_PREDICTIONS.insert(), new)
+
+record_shadow_predictions.runs_last = True      # in a group commit, after the champion's jobs: their rows first in line
+
 # %% ../nbs/09_serve.ipynb #6de81198
 ENDPOINTS = ("/predict", "/outcomes", "/health", "/ready", "/model", "/metrics", "/reason-codes", "/admin/reload", "/docs", "/redoc", "/openapi.json")
 
 class ServiceMetrics:
     "The service's Prometheus metrics, in a registry of its own."
-    def __init__(self):
+    def __init__(self, shadow: bool = False):
         r = self.registry = CollectorRegistry()
         self.requests = Counter("loan_default_http_requests", "HTTP requests by endpoint, method and status", ["endpoint", "method", "status"], registry=r)
         self.latency = Histogram("loan_default_http_request_duration_seconds", "Time to answer a request", ["endpoint"], registry=r,
@@ -695,6 +720,12 @@ class ServiceMetrics:
         self.model_info = Gauge("loan_default_model_info", "The model being served (1 for its labels)", ["name", "version", "alias"], registry=r)
         self.model_version = Gauge("loan_default_model_version", "Version number of the model being served (0 while none)", registry=r)
         self.swaps = Counter("loan_default_model_swaps", "Model versions loaded and swapped in", registry=r)
+        if shadow:                                        # only with LD_SERVE_SHADOW_ALIAS: no shadow, no alert on a shadow that is "down"
+            self.shadow_rows = Counter("loan_default_shadow_rows", "New rows offered to the shadow model: scored (and stored), failed (no model, "
+                                       "it raised, the store refused), skipped (its queue was full)", ["outcome"], registry=r)
+            for outcome in ("scored", "failed", "skipped"): self.shadow_rows.labels(outcome)
+            self.shadow_up = Gauge("loan_default_shadow_up", "1 while a shadow model is loaded and its last batch did not fail", registry=r)
+            self.shadow_model_version = Gauge("loan_default_shadow_model_version", "Version number of the shadow model (0 while none)", registry=r)
 
     def served(self, old: ModelVersion | None, new: ModelVersion) -> None:
         "Record a swap from `old` to `new`."
@@ -706,6 +737,140 @@ class ServiceMetrics:
         self.swaps.inc()
 
     def render(self) -> bytes: return generate_latest(self.registry)
+
+# %% ../nbs/09_serve.ipynb #f90c45af
+SHADOW_CHUNK_ROWS = 32       # rows scored at a time: one thread, holding the GIL a fraction of a millisecond, then a yield
+SHADOW_WAIT_S = 0.25         # the thread wakes this often: the first row of a batch waits at most this long for others
+SHADOW_BATCH_ROWS = 512      # ... or sooner, once this many are waiting
+SHADOW_STORE_WAIT_S = 10     # a batch waits this long for a store that cannot be written, then its rows count as failed
+SHADOW_DRAIN_S = 10          # at shutdown, the most time spent scoring and storing what is queued
+
+def shadow_rows(m: ModelVersion, alias: str, stored: list[dict], probability: np.ndarray, predicted: np.ndarray) -> list[dict]:
+    "The `shadow_predictions` rows of the champion's `stored` rows as `m` scored them (decisions at `m`'s threshold)."
+    now, said = datetime.now(timezone.utc), decision_text(predicted).tolist()
+    return [{ID: r[ID], "request_id": r["request_id"], "scored_at": now, "model_name": m.name, "model_version": m.version, "model_alias": alias,
+             SCORE: p, DECISION: d, DECISION_TEXT: t} for r, p, d, t in zip(stored, probability.tolist(), predicted.tolist(), said)]
+
+# %% ../nbs/09_serve.ipynb #4cbe2aa5
+class ShadowScorer:
+    "A challenger scored off the response path: the champion's newly stored rows wait in a bounded queue; a thread scores them in batches with the shadow alias' version and stores them in `shadow_predictions`."
+    def __init__(self, manager: ModelManager, store: PredictionStore, alias: str, max_rows: int = 10_000, metrics: ServiceMetrics | None = None):
+        self.manager, self.store, self.alias, self.max_rows, self.metrics = manager, store, alias, max_rows, metrics
+        self.counts = dict(scored=0, failed=0, skipped=0)
+        self.queued, self.problem = 0, None              # rows waiting; why the last batch failed (None once one succeeds)
+        self._items, self._lock, self._wake = collections.deque(), threading.Lock(), threading.Event()
+        self._closing, self._thread = False, None
+
+    def offer(self, columns: dict, stored: list[dict]) -> None:
+        "Queue the new (not replayed) rows of a stored request: `columns` as scored, `stored` as the store answered. Never waits; over `max_rows` waiting, skipped."
+        new = [i for i, r in enumerate(stored) if not r["replayed"]]
+        if not new: return
+        with self._lock:
+            full = self._closing or self.queued + len(new) > self.max_rows
+            if not full: self.queued += len(new); self._items.append((columns, new, [stored[i] for i in new]))
+        if full: self._count("skipped", len(new))
+        elif self.queued >= SHADOW_BATCH_ROWS: self._wake.set()
+
+    def _count(self, outcome: str, n: int) -> None:
+        with self._lock: self.counts[outcome] += n
+        if self.metrics: self.metrics.shadow_rows.labels(outcome).inc(n)
+
+    def _take(self) -> list:
+        "Queued requests, about `SHADOW_BATCH_ROWS` rows at most."
+        out, n = [], 0
+        with self._lock:
+            while self._items and n < SHADOW_BATCH_ROWS: out.append(self._items.popleft()); n += len(out[-1][1])
+            self.queued -= n
+        return out
+
+# %% ../nbs/09_serve.ipynb #ccff3bcc
+@patch
+def _score(self: ShadowScorer, m: ModelVersion, items: list) -> tuple:
+    "Probabilities and decisions of the queued rows, `SHADOW_CHUNK_ROWS` at a time with a yield of the GIL between chunks."
+    probability, predicted, chunk, n = [], [], [], 0
+    def flush():
+        s = m.score({c: np.concatenate([cols[c][rows] for cols, rows, _ in chunk]) for c in FEATURES}, "none")
+        probability.append(s.probability); predicted.append(s.predicted); time.sleep(0)        # sleep(0): the event loop may take the GIL now
+    for item in items:
+        chunk.append(item); n += len(item[1])
+        if n >= SHADOW_CHUNK_ROWS: flush(); chunk, n = [], 0
+    if chunk: flush()
+    return np.concatenate(probability), np.concatenate(predicted)
+
+@patch
+def _write(self: ShadowScorer, rows: list[dict]) -> str | None:
+    "Store `rows` through the store's writer; None when stored, else why not (a store that cannot be written is waited for, a while)."
+    deadline = time.monotonic() + (0 if self._closing else SHADOW_STORE_WAIT_S)
+    while True:
+        if self.store.problem is None:                    # a failing store gets no extra writes from us: its own check finds when it is back
+            try: self.store.submit(record_shadow_predictions, rows).result(timeout=60); return None
+            except StoreUnavailable as e: why = str(e)
+            except Exception as e: return f"the prediction store refused the shadow rows ({type(e).__name__})"
+        else: why = self.store.problem
+        if time.monotonic() >= deadline or self._closing: return why
+        time.sleep(0.25)
+
+@patch
+def _failed(self: ShadowScorer, n: int, why: str) -> None:
+    if why != self.problem: _event(logging.WARNING, "shadow_failed", alias=self.alias, reason=why, rows=n)
+    self.problem = why; self._count("failed", n); self._up()
+
+@patch
+def _batch(self: ShadowScorer, items: list) -> None:
+    stored = [r for *_, rows in items for r in rows]
+    m = self.manager.current
+    if m is None: return self._failed(len(stored), self.manager.problem or "no shadow model is loaded")
+    try: probability, predicted = self._score(m, items)
+    except Exception as e:
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        _event(logging.ERROR, "shadow_model_failed", name=m.name, version=m.version, error=type(e).__name__, at=f"{os.path.basename(frame.filename)}:{frame.lineno} {frame.name}")
+        return self._failed(len(stored), f"model '{m.name}' version {m.version} failed to score ({type(e).__name__})")
+    if why := self._write(shadow_rows(m, self.alias, stored, probability, predicted)): return self._failed(len(stored), why)
+    if self.problem is not None: _event(logging.INFO, "shadow_recovered", alias=self.alias, version=m.version)
+    self.problem = None; self._count("scored", len(stored)); self._up()
+
+@patch
+def _up(self: ShadowScorer) -> None:
+    if self.metrics: self.metrics.shadow_up.set(int(self.manager.current is not None and self.problem is None))
+
+@patch
+def _run(self: ShadowScorer) -> None:
+    while not (self._closing and not self._items):
+        if not self._closing: self._wake.wait(SHADOW_WAIT_S); self._wake.clear()
+        if self.manager.current is None and not self.manager.attempted and not self._closing: continue    # still loading at start: the rows wait
+        while items := self._take(): self._batch(items)
+
+# %% ../nbs/09_serve.ipynb #0d3b564f
+@patch
+def start(self: ShadowScorer) -> ShadowScorer:
+    "Start the thread (once)."
+    if self._thread is None: self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True); self._thread.start()
+    return self
+
+@patch
+def stop(self: ShadowScorer, timeout: float = SHADOW_DRAIN_S) -> None:
+    "Take no more rows, score and store what is queued (at most `timeout` s), stop the thread."
+    with self._lock: self._closing = True
+    self._wake.set()
+    if self._thread is not None: self._thread.join(timeout)
+    if self.queued or (self._thread is not None and self._thread.is_alive()):
+        _event(logging.WARNING, "shadow_not_drained", alias=self.alias, queued=self.queued)
+
+@patch
+def swapped(self: ShadowScorer, old: ModelVersion | None, new: ModelVersion) -> None:
+    "A new shadow version serves: a fresh start for `problem`, and the version on /metrics."
+    self.problem = None
+    if self.metrics: self.metrics.shadow_model_version.set(float(new.version) if new.version.isdigit() else 0)
+    self._up()
+
+@patch
+def info(self: ShadowScorer) -> dict:
+    "The `shadow` object of `GET /model`."
+    m, mgr = self.manager.current, self.manager
+    problem = self.problem or (mgr.problem if m is None else None)
+    if problem is None and m is not None and mgr.refused: problem = f"{'version ' + mgr.refused['version'] if mgr.refused['version'] else 'the alias'} was refused ({mgr.refused['reason']}); still scoring with version {m.version}"
+    return dict(alias=self.alias, name=mgr.settings.model_name, version=m and m.version, loaded_at=m and m.loaded_at,
+                state="scoring" if m is not None and self.problem is None else "unavailable", problem=problem, queued=self.queued, **self.counts)
 
 # %% ../nbs/09_serve.ipynb #36c619ea
 OPEN_PATHS = frozenset({"/health", "/ready"})
@@ -1131,7 +1296,7 @@ def _probe(app: FastAPI, path: str, summary: str, **kw):
 
 def _refused(manager: ModelManager) -> dict: return {"refused": manager.refused} if manager.refused else {}
 
-def _add_probes(app: FastAPI, manager: ModelManager, store: PredictionStore, metrics: ServiceMetrics) -> None:
+def _add_probes(app: FastAPI, manager: ModelManager, store: PredictionStore, metrics: ServiceMetrics, shadow: ShadowScorer | None = None) -> None:
     @_probe(app, "/health", "The process is alive")
     async def health(): return {"status": "ok"}
 
@@ -1142,10 +1307,10 @@ def _add_probes(app: FastAPI, manager: ModelManager, store: PredictionStore, met
         if store.problem: return _store_down(store.problem, "not taking predictions")
         return {"status": "ready", "model": m.header()} | _refused(manager)
 
-    @_probe(app, "/model", "What is served: version, run id, test metrics, threshold, training data hash, load time; a refused new version")
+    @_probe(app, "/model", "What is served: version, run id, test metrics, threshold, training data hash, load time; a refused new version; the shadow (null when off)")
     async def model():
         m = manager.current
-        return _not_ready(manager) if m is None else json_response(m.info() | _refused(manager))
+        return _not_ready(manager) if m is None else json_response(m.info() | _refused(manager) | {"shadow": shadow and shadow.info()})
 
     @_probe(app, "/metrics", "Prometheus metrics", response_class=Response)
     async def prometheus(): return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -1155,7 +1320,8 @@ def _add_probes(app: FastAPI, manager: ModelManager, store: PredictionStore, met
     async def reason_codes(): return Response(codes, media_type="application/json")
 
 # %% ../nbs/09_serve.ipynb #18c29b70
-def _add_predict(app: FastAPI, settings: Settings, manager: ModelManager, store: PredictionStore, metrics: ServiceMetrics) -> None:
+def _add_predict(app: FastAPI, settings: Settings, manager: ModelManager, store: PredictionStore, metrics: ServiceMetrics,
+                 shadow: ShadowScorer | None = None) -> None:
     async def predict(req: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)], request: Request):
         m = manager.current                                 # this request's model, whatever swaps meanwhile
         if m is None: return _not_ready(manager)
@@ -1173,6 +1339,7 @@ def _add_predict(app: FastAPI, settings: Settings, manager: ModelManager, store:
         request.state.rows, request.state.model_version = n, m.version
         for d in ("approve", "decline"):
             if k := sum(r["decision"] == d and not r["replayed"] for r in stored): metrics.decisions.labels(d).inc(k)
+        if shadow is not None: shadow.offer(columns, stored)            # queued, never awaited: the answer goes now
         return json_response(answer(m, stored))
     app.router.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse, route_class_override=JSONBodyRoute,
                              responses={200: {"content": {"application/json": {"example": EXAMPLE_ANSWER}}}},
@@ -1194,13 +1361,20 @@ def _add_outcomes(app: FastAPI, settings: Settings, store: PredictionStore) -> N
                              summary="Record realised outcomes by application_id, for monitoring", description=OUTCOMES_DESCRIPTION)
 
 # %% ../nbs/09_serve.ipynb #4084d5a3
-def _add_admin(app: FastAPI, manager: ModelManager) -> None:
-    @app.post("/admin/reload", summary="Check the alias now and swap in the version it points to (409 when that version is refused)")
+def _refresh_shadow(shadow: ShadowScorer) -> dict:
+    "Refresh the shadow's alias now; what it serves after, whether it swapped (a shadow that cannot swap never fails the reload)."
+    try: swapped = shadow.manager.refresh(True)
+    except ModelUnavailable: swapped = False
+    return shadow.info() | {"swapped": swapped}
+
+def _add_admin(app: FastAPI, manager: ModelManager, shadow: ShadowScorer | None = None) -> None:
+    @app.post("/admin/reload", summary="Check the alias (and the shadow's) now and swap in the version it points to (409 when that version is refused)")
     async def reload():
+        also = {"shadow": await run_in_threadpool(_refresh_shadow, shadow)} if shadow is not None else {}
         try: swapped = await run_in_threadpool(manager.refresh, True)
         except ReloadRefused as e: return error_response(409, "reload_refused", str(e))
         except ModelUnavailable as e: return error_response(503, "not_ready", str(e))
-        return {"swapped": swapped, "model": manager.current.header()}
+        return {"swapped": swapped, "model": manager.current.header()} | also
 
 # %% ../nbs/09_serve.ipynb #d0c5a1e2
 STATIC_DIR = Path(str(resources.files("loan_default") / "static"))
@@ -1240,27 +1414,42 @@ def _settle_heap(*_) -> None:
     "Collect, then move every surviving object to the permanent generation (see above)."
     gc.unfreeze(); gc.collect(); gc.freeze()
 
-def create_app(settings: Settings | None = None, manager: ModelManager | None = None, store: PredictionStore | None = None) -> FastAPI:
-    "The service as a FastAPI app; its lifespan starts model loading. `manager` and `store` default to ones built from `settings`."
+def _shadow_of(settings: Settings, store: PredictionStore, metrics: ServiceMetrics, manager: ModelManager | None) -> ShadowScorer | None:
+    "The shadow scorer when `LD_SERVE_SHADOW_ALIAS` is set: its own `ModelManager` following that alias."
+    if not settings.serve_shadow_alias: return None
+    manager = manager or ModelManager(settings.model_copy(update=dict(serve_alias=settings.serve_shadow_alias, serve_version=None)))
+    shadow = ShadowScorer(manager, store, settings.serve_shadow_alias, settings.serve_shadow_queue_rows, metrics)
+    manager.on_swap = lambda old, new: (shadow.swapped(old, new), _settle_heap())
+    if manager.current is not None: shadow.swapped(None, manager.current)
+    return shadow
+
+def create_app(settings: Settings | None = None, manager: ModelManager | None = None, store: PredictionStore | None = None,
+               shadow_manager: ModelManager | None = None) -> FastAPI:
+    "The service as a FastAPI app; its lifespan starts model loading. `manager`, `store` and `shadow_manager` default to ones built from `settings`."
     settings = settings or get_settings()
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(shadow=bool(settings.serve_shadow_alias))
     manager = manager or ModelManager(settings)
     manager.on_swap = lambda old, new: (metrics.served(old, new), _settle_heap())
     if manager.current is not None: metrics.served(None, manager.current)
     store = store or PredictionStore(settings.prediction_store, settings.sqlite_synchronous, settings.serve_store_check_s)
+    shadow = _shadow_of(settings, store, metrics, shadow_manager)
 
     @asynccontextmanager
     async def lifespan(app):
         manager.start()
+        if shadow is not None: shadow.manager.start(); shadow.start()
         try: yield
-        finally: await run_in_threadpool(manager.stop); await run_in_threadpool(store.close)
+        finally:
+            await run_in_threadpool(manager.stop)
+            if shadow is not None: await run_in_threadpool(shadow.manager.stop); await run_in_threadpool(shadow.stop)   # drained before the store closes
+            await run_in_threadpool(store.close)
 
     app = FastAPI(title="loan_default prediction service", lifespan=lifespan, responses=_ERRORS, docs_url=None, redoc_url=None,
                   description="Scores loan applications with the registered model behind an alias; every scored row is logged.")
-    app.state.settings, app.state.manager, app.state.store, app.state.metrics = settings, manager, store, metrics
+    app.state.settings, app.state.manager, app.state.store, app.state.metrics, app.state.shadow = settings, manager, store, metrics, shadow
     app.add_middleware(Gate, settings=settings, metrics=metrics)
-    _add_error_handlers(app); _add_probes(app, manager, store, metrics); _add_predict(app, settings, manager, store, metrics)
-    _add_outcomes(app, settings, store); _add_admin(app, manager); _add_docs(app)
+    _add_error_handlers(app); _add_probes(app, manager, store, metrics, shadow); _add_predict(app, settings, manager, store, metrics, shadow)
+    _add_outcomes(app, settings, store); _add_admin(app, manager, shadow); _add_docs(app)
     return app
 
 # %% ../nbs/09_serve.ipynb #9b04ebd5
