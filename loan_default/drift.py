@@ -19,8 +19,8 @@ __all__ = ['RAGGED', 'LINE_RULES', 'EXCLUDING', 'MIN_CHUNK', 'MAX_POINTS', 'MAX_
            'plot_distributions', 'report_html', 'write_report', 'read_current', 'utc_time', 'check_window',
            'check_window_column', 'empty_window', 'in_window', 'shown_url', 'store_engine', 'store_tables',
            'store_bound', 'store_chunks', 'read_store', 'store_versions', 'StoreWindow', 'store_window', 'store_rows',
-           'store_counts', 'Reference', 'checked_profile', 'profile_reference', 'reference', 'version_scorer',
-           'version_baseline', 'timeline_metrics', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
+           'Reference', 'checked_profile', 'profile_reference', 'reference', 'version_scorer', 'version_baseline',
+           'store_counts', 'timeline_metrics', 'log_drift_run', 'exit_status', 'DriftResult', 'summary_line',
            'alert_channel', 'PandasEngine', 'drift_command']
 
 # %% ../nbs/10_drift.ipynb #2416d1da
@@ -1321,26 +1321,6 @@ def store_rows(url: str, since=None, until=None, model_name: str | None = None, 
     parts = list(w.chunks())
     return (pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]), w.others, w.scored_by
 
-# %% ../nbs/10_drift.ipynb #d1f7a0a7
-def _count_store(w: StoreWindow, ref: Reference, th: Thresholds, plan: ChunkPlan) -> Tally:
-    "A `Tally` of the window's rows, read, checked and counted one store chunk at a time."
-    tally = Tally(ref.profile, ref.threshold, plan, th, "scored_at", version_scorer(ref.model) if ref.model is not None else None, ref.baseline)
-    for chunk in w.chunks():
-        tally.laps.lap("read")
-        checked = check_current(chunk, "scored_at", th)
-        tally.laps.lap("check")
-        tally.add(checked)
-        del chunk, checked
-    return tally
-
-def store_counts(w: StoreWindow, ref: Reference, th: Thresholds = Thresholds(), chunk_size: int | None = None, period: str | None = None) -> DriftCounts:
-    "`DriftCounts` of a store window against `ref`, counted store chunk by store chunk: what `pandas_counts` gives on the whole window, with one chunk's rows in memory."
-    plan = plan_chunks(True, chunk_size, period, w.rows, w.first, w.last, th)       # from the database's count: every row usable
-    tally = _count_store(w, ref, th, plan)
-    actual = plan_chunks(True, chunk_size, period, tally.compared, *tally.span(), th)
-    if actual != plan: tally = _count_store(w, ref, th, actual)      # the rows the contract excluded changed the chunking: count again, knowing it
-    return tally.counts()
-
 # %% ../nbs/10_drift.ipynb #84117545
 @dataclass(frozen=True)
 class Reference:
@@ -1405,6 +1385,26 @@ def version_baseline(mv: ModelVersion, profile: dict, threshold: float) -> Basel
     p = mv.score(model_columns(test[FEATURES])).probability
     return baseline(profile, test, p, threshold, test[TARGET] if TARGET in test else None, seen=seen, seen_what=what,
                     source=f"the test split of {mv} (run {mv.run_id}, {len(test):,} rows, scored by that version); PSI bins from its training split ({profile.get('rows', 0):,} rows)")
+
+# %% ../nbs/10_drift.ipynb #d1f7a0a7
+def _count_store(w: StoreWindow, ref: Reference, th: Thresholds, plan: ChunkPlan) -> Tally:
+    "A `Tally` of the window's rows, read, checked and counted one store chunk at a time."
+    tally = Tally(ref.profile, ref.threshold, plan, th, "scored_at", version_scorer(ref.model) if ref.model is not None else None, ref.baseline)
+    for chunk in w.chunks():
+        tally.laps.lap("read")
+        checked = check_current(chunk, "scored_at", th)
+        tally.laps.lap("check")
+        tally.add(checked)
+        del chunk, checked
+    return tally
+
+def store_counts(w: StoreWindow, ref: Reference, th: Thresholds = Thresholds(), chunk_size: int | None = None, period: str | None = None) -> DriftCounts:
+    "`DriftCounts` of a store window against `ref`, counted store chunk by store chunk: what `pandas_counts` gives on the whole window, with one chunk's rows in memory."
+    plan = plan_chunks(True, chunk_size, period, w.rows, w.first, w.last, th)       # from the database's count: every row usable
+    tally = _count_store(w, ref, th, plan)
+    actual = plan_chunks(True, chunk_size, period, tally.compared, *tally.span(), th)
+    if actual != plan: tally = _count_store(w, ref, th, actual)      # the rows the contract excluded changed the chunking: count again, knowing it
+    return tally.counts()
 
 # %% ../nbs/10_drift.ipynb #144266ac
 DRIFT = "drift"
