@@ -1,0 +1,123 @@
+"""Time `loan-default compare --from-store` on prediction stores of 1M champion/challenger pairs, on SQLite and PostgreSQL.
+
+The stores are written the way the shadow service writes them (`loan_default.serve`'s schema): every application has a
+champion row in `predictions` (with an inputs JSON of the usual size, which compare never reads), the challenger's row
+in `shadow_predictions` under the same application_id, and a third of them an outcome. The probabilities are
+synthetic (a beta-distributed champion score, the challenger's the same with multiplicative noise; decisions at 0.4 and
+0.35, outcomes drawn from the champion's probability), spread over 30 days. Bulk inserts: executemany on SQLite, COPY on
+PostgreSQL (our own server, procs.Postgres).
+
+Each compare runs in its own process (the console script, --no-log: no registry needed); we print its seconds and peak
+memory (the child's VmHWM, as wait4 reports it). Usage:
+    .venv/bin/python benchmarks/compare_bench.py [--sizes 1000000] [--backends sqlite postgres]
+
+Measured: see the report of issue 16 (figures are printed with the command that made them).
+"""
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np, pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procs import Postgres
+
+BIN = Path(sys.executable).parent
+DAYS = 30
+OUTCOME_SHARE = 1 / 3
+INPUTS = json.dumps({"person_age": 31, "person_income": 52000.0, "person_home_ownership": "RENT", "person_emp_length": 4.0,
+                     "loan_intent": "EDUCATION", "loan_grade": "B", "loan_amnt": 9000.0, "loan_int_rate": 11.2,
+                     "loan_percent_income": 0.17, "cb_person_default_on_file": "N", "cb_person_cred_hist_length": 6})
+
+def pair_batches(n: int, batch: int = 200_000, seed: int = 0):
+    "`n` (champion row, shadow row) pairs and a third of their outcomes, in batches."
+    rng, start = np.random.default_rng(seed), pd.Timestamp("2026-10-01", tz="UTC")
+    step = pd.Timedelta(days=DAYS) / n
+    for lo in range(0, n, batch):
+        i = np.arange(lo, min(n, lo + batch))
+        p = rng.beta(1.2, 4.0, len(i)); q = np.clip(p * np.exp(rng.normal(0, 0.25, len(i))), 0, 1)
+        y = rng.binomial(1, p)
+        at = (start + step * i).strftime("%Y-%m-%d %H:%M:%S.%f").tolist()
+        ids = [f"app-{j}" for j in i]
+        champion = [(a, f"req-{j}", t, "loan-default", "1", float(s), int(s >= 0.4), "decline" if s >= 0.4 else "approve", INPUTS)
+                    for a, j, t, s in zip(ids, i, at, p)]
+        shadow = [(a, f"req-{j}", t, "loan-default", "2", "staging", float(s), int(s >= 0.35), "decline" if s >= 0.35 else "approve")
+                  for a, j, t, s in zip(ids, i, at, q)]
+        known = np.flatnonzero(rng.uniform(size=len(i)) < OUTCOME_SHARE)
+        outcomes = [(ids[k], int(y[k]), None, at[-1]) for k in known]
+        yield champion, shadow, outcomes
+
+PRED_COLS = "application_id, request_id, scored_at, model_name, model_version, probability_of_default, predicted_default, decision, inputs"
+SHADOW_COLS = "application_id, request_id, scored_at, model_name, model_version, model_alias, probability_of_default, predicted_default, decision"
+OUT_COLS = "application_id, loan_status, observed_at, recorded_at"
+
+def create_tables(url: str) -> None:
+    "The service's tables, by the service's own schema (with its unique application_id indexes)."
+    import sqlalchemy as sa
+    from loan_default.serve import METADATA
+    engine = sa.create_engine(url); METADATA.create_all(engine); engine.dispose()
+
+def fill_sqlite(path: Path, batches) -> None:
+    import sqlite3
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for champion, shadow, outcomes in batches:
+            conn.executemany(f"insert into predictions ({PRED_COLS}) values (?,?,?,?,?,?,?,?,?)", champion)
+            conn.executemany(f"insert into shadow_predictions ({SHADOW_COLS}) values (?,?,?,?,?,?,?,?,?)", shadow)
+            conn.executemany(f"insert into outcomes ({OUT_COLS}) values (?,?,?,?)", outcomes)
+
+def fill_postgres(url: str, batches) -> None:
+    import psycopg
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for champion, shadow, outcomes in batches:
+            for table, cols, rows in (("predictions", PRED_COLS, champion), ("shadow_predictions", SHADOW_COLS, shadow), ("outcomes", OUT_COLS, outcomes)):
+                with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                    for r in rows: cp.write_row(r)
+        conn.execute("ANALYZE")
+
+def run_compare(url: str, out: Path) -> dict:
+    "`loan-default compare --from-store` in its own process: seconds, peak memory (MiB), exit code, its summary line."
+    log = out.with_suffix(".log")
+    with open(log, "w") as f:
+        t = time.perf_counter()
+        proc = subprocess.Popen([str(BIN / "loan-default"), "compare", "--from-store", url, "--no-log", "--out", str(out)], stdout=f, stderr=f)
+        _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: ru_maxrss is its VmHWM, in KiB
+        seconds = time.perf_counter() - t
+    line = log.read_text().strip().splitlines()[-1:] or [""]
+    return dict(seconds=round(seconds, 1), peak_mib=round(usage.ru_maxrss / 1024), exit=os.waitstatus_to_exitcode(status), said=line[0][:200])
+
+def import_seconds() -> float:
+    "What the command costs before it reads anything: starting the console script for --help."
+    t = time.perf_counter()
+    subprocess.run([str(BIN / "loan-default"), "compare", "--help"], capture_output=True, check=True)
+    return round(time.perf_counter() - t, 1)
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000], help="pairs per store")
+    ap.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    ap.add_argument("--work", type=Path, default=None, help="folder for the stores and reports [default: a temporary one]")
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="ld-compare-bench-"))
+    pg = Postgres(tempfile.mkdtemp(prefix="ld-pg-")).start() if "postgres" in a.backends else None
+    results = []
+    print(f"loan-default compare --help: {import_seconds()} s (start-up alone)", flush=True)
+    try:
+        for n in a.sizes:
+            for backend in a.backends:
+                t = time.perf_counter()
+                if backend == "sqlite":
+                    path = work / f"store-{n}.db"; path.unlink(missing_ok=True)
+                    url = f"sqlite:///{path}"; create_tables(url); fill_sqlite(path, pair_batches(n))
+                else:
+                    url = pg.create_database(f"compare_{n}"); create_tables(url); fill_postgres(url, pair_batches(n))
+                built = time.perf_counter() - t
+                r = run_compare(url, work / f"compare-{backend}-{n}") | dict(backend=backend, pairs=n, build_s=round(built, 1))
+                results.append(r)
+                print(f"{backend:8} {n:>9,} pairs: compare --from-store {r['seconds']:6.1f} s, peak {r['peak_mib']:6,} MiB "
+                      f"(exit {r['exit']}; store built in {r['build_s']} s)  | {r['said']}", flush=True)
+    finally:                                           # the stores are throwaway
+        if pg is not None: pg.stop(); shutil.rmtree(pg.root, ignore_errors=True)
+        if a.work is None: shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results, indent=1))
+
+if __name__ == "__main__":
+    main()
