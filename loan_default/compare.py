@@ -6,10 +6,10 @@
 __all__ = ['CHAMPION_SCORE', 'CHALLENGER_SCORE', 'CHAMPION_DECLINES', 'CHALLENGER_DECLINES', 'PAIR_COLUMNS', 'STORE_CHUNK_ROWS',
            'SWAPS', 'MIN_GROUP_OUTCOMES', 'SHOWN_IDS', 'COMPARE', 'TAG_PREFIX', 'pairs_frame', 'pair_tables',
            'store_pair_counts', 'choose_pair', 'window_text', 'read_store_pairs', 'model_ref', 'score_file_pairs',
-           'swap_groups', 'swap_set', 'approval_rates', 'score_correlation', 'score_psi', 'paired_bootstrap',
-           'wilson_interval', 'group_default_rates', 'outcome_section', 'compare_report', 'decision_cut',
-           'plot_score_map', 'plot_score_distributions', 'plot_swaps', 'report_html', 'write_report', 'compare_metrics',
-           'version_tags', 'log_compare_run', 'CompareResult', 'summary_line', 'compare_command']
+           'swap_groups', 'swap_set', 'approval_rates', 'score_correlation', 'score_psi', 'auc_plan', 'planned_auc',
+           'paired_bootstrap', 'wilson_interval', 'group_default_rates', 'outcome_section', 'compare_report',
+           'decision_cut', 'plot_score_map', 'plot_score_distributions', 'plot_swaps', 'report_html', 'write_report',
+           'compare_metrics', 'version_tags', 'log_compare_run', 'CompareResult', 'summary_line', 'compare_command']
 
 # %% ../nbs/13_compare.ipynb #f22517dd
 import time
@@ -227,14 +227,36 @@ def score_psi(champion_p, challenger_p, th: Thresholds = Thresholds(), bins: int
     return dict(value=value, verdict=verdict(value, th.psi_warn, th.psi_alert), bins="deciles of the champion's scores in these pairs",
                 edges=edges.tolist(), champion_shares=(a / a.sum()).tolist(), challenger_shares=(b / b.sum()).tolist())
 
-# %% ../nbs/13_compare.ipynb #57dada3f
-def _book_scores(y, p, declines, w) -> dict:
+# %% ../nbs/13_compare.ipynb #267d6f85
+def auc_plan(y, p) -> dict:
+    "What `planned_auc` needs of labels `y` and scores `p`: the sort order, sorted labels and each row's tie group bounds (None without ties)."
+    y, p = np.asarray(y, dtype="float64"), np.asarray(p, dtype="float64")
+    order = np.argsort(p, kind="stable"); ps = p[order]
+    first = np.r_[True, ps[1:] != ps[:-1]]
+    if first.sum() < len(p) / 2: return dict(y=y, p=p)                 # many ties: weighted_auc's reduceat is short
+    if first.all(): return dict(order=order, ys=y[order], ties=None)
+    start, group = np.flatnonzero(first), np.cumsum(first) - 1
+    return dict(order=order, ys=y[order], ties=(start[group], np.r_[start[1:], len(p)][group]))
+
+def planned_auc(plan: dict, w) -> np.ndarray:
+    "ROC AUC under each row of weights `w` (shape (B, n)), as `weighted_auc` gives it, by the plan `auc_plan` made."
+    if "p" in plan: return weighted_auc(plan["y"], plan["p"], w)
+    ys, ws = plan["ys"], w[:, plan["order"]]
+    below = np.cumsum(ws * (1 - ys), axis=1)               # negatives' weight up to each row: a positive adds nothing
+    if plan["ties"] is not None:
+        padded = np.concatenate([np.zeros((len(ws), 1)), below], axis=1)
+        below = (padded[:, plan["ties"][0]] + padded[:, plan["ties"][1]]) / 2     # below its group, plus half of its group
+    pos = ws @ ys
+    with np.errstate(invalid="ignore", divide="ignore"): return ((ws * below) @ ys) / (pos * (ws.sum(axis=1) - pos))
+
+# %% ../nbs/13_compare.ipynb #1e019503
+def _book_scores(y, plan: dict, declines, w) -> dict:
     "ROC AUC, F1 of the declines and the approved loans' default rate, under each row of weights `w` (shape (B, n))."
     d = declines.astype("float64")
     tp, fp, fn = w @ (d * y), w @ (d * (1 - y)), w @ ((1 - d) * y)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        return dict(roc_auc=weighted_auc(y, p, w), f1=f1, default_rate_approved=(w @ ((1 - d) * y)) / (w @ (1 - d)))
+        return dict(roc_auc=planned_auc(plan, w), f1=f1, default_rate_approved=(w @ ((1 - d) * y)) / (w @ (1 - d)))
 
 def _interval(reps, value, q) -> dict:
     reps = reps[np.isfinite(reps)]
@@ -244,7 +266,7 @@ def _interval(reps, value, q) -> dict:
 def paired_bootstrap(y, p, q, p_declines, q_declines, n_boot: int = 200, seed: int = 0, level: float = 0.9, max_cells: int = 5_000_000) -> dict:
     "Per model (champion `p`, challenger `q`) and for the difference: ROC AUC, F1, approved default rate as {value, low, high}, the same resamples for both."
     y = np.asarray(y, dtype="float64")
-    args = dict(champion=(np.asarray(p, dtype="float64"), np.asarray(p_declines, bool)), challenger=(np.asarray(q, dtype="float64"), np.asarray(q_declines, bool)))
+    args = dict(champion=(auc_plan(y, p), np.asarray(p_declines, bool)), challenger=(auc_plan(y, q), np.asarray(q_declines, bool)))
     point = {m: _book_scores(y, *a, np.ones((1, len(y)))) for m, a in args.items()}
     rng, batch, reps = np.random.default_rng(seed), max(1, max_cells // max(len(y), 1)), {m: [] for m in args}
     for start in range(0, n_boot, batch):
@@ -257,7 +279,7 @@ def paired_bootstrap(y, p, q, p_declines, q_declines, n_boot: int = 200, seed: i
                                       point["challenger"][k][0] - point["champion"][k][0], qs) for k in point["champion"]}
     return out
 
-# %% ../nbs/13_compare.ipynb #09f085de
+# %% ../nbs/13_compare.ipynb #7df29eee
 MIN_GROUP_OUTCOMES = 30
 
 def wilson_interval(k: int, n: int, level: float = 0.9) -> tuple[float, float]:
@@ -278,7 +300,7 @@ def group_default_rates(pairs: pd.DataFrame, level: float = 0.9, min_outcomes: i
                          judged=n >= min_outcomes, note=None if n >= min_outcomes else f"too small to judge: {n} matured outcome{'s' if n != 1 else ''}, fewer than {min_outcomes}")
     return out
 
-# %% ../nbs/13_compare.ipynb #d5e10750
+# %% ../nbs/13_compare.ipynb #0d82dbac
 def outcome_section(pairs: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: int = 200, seed: int = 0, level: float = 0.9) -> tuple[dict, list[str]]:
     "Realised figures of both models on the matured pairs (paired bootstrap) and the default rate in each swap group; and notes for the report."
     known = pairs[TARGET].notna().to_numpy()
@@ -293,7 +315,7 @@ def outcome_section(pairs: pd.DataFrame, th: Thresholds = Thresholds(), n_boot: 
     b = paired_bootstrap(y, m[CHAMPION_SCORE], m[CHALLENGER_SCORE], m[CHAMPION_DECLINES], m[CHALLENGER_DECLINES], n_boot, seed, level)
     return out | dict(default_rate=float(y.mean())) | b | dict(groups=group_default_rates(pairs, level)), notes
 
-# %% ../nbs/13_compare.ipynb #72e9629c
+# %% ../nbs/13_compare.ipynb #ce15c93d
 def compare_report(pairs: pd.DataFrame, meta: dict, th: Thresholds = Thresholds(), n_boot: int = 200, seed: int = 0, level: float = 0.9) -> dict:
     "The comparison of the pairs as a JSON-ready dict: swap set, approval rates, correlation, PSI, realised figures, notes."
     if len(pairs) == 0: raise DataError("no pairs to compare")
@@ -311,7 +333,7 @@ def compare_report(pairs: pd.DataFrame, meta: dict, th: Thresholds = Thresholds(
                 file=meta.get("file"), rows_left_out=meta.get("rows_left_out", 0), swap=swap_set(pairs), approval_rate=approval_rates(pairs),
                 correlation=corr, psi=score_psi(pairs[CHAMPION_SCORE], pairs[CHALLENGER_SCORE], th), outcomes=outcomes, notes=notes + told)
 
-# %% ../nbs/13_compare.ipynb #002c13e1
+# %% ../nbs/13_compare.ipynb #04411049
 def decision_cut(p, declines) -> float | None:
     "The lowest score a model declines in these pairs: where its cut-off lies (None when it declines none)."
     p, d = np.asarray(p, dtype="float64"), np.asarray(declines, bool)
@@ -356,7 +378,7 @@ def plot_swaps(report: dict):
     ax.set(xlabel="applications", title="Decisions: champion → challenger"); ax.set_xlim(0, max(values) * 1.3 or 1)
     return fig
 
-# %% ../nbs/13_compare.ipynb #1b0ee9f8
+# %% ../nbs/13_compare.ipynb #69918fa3
 SHOWN_IDS = 20
 
 def report_html(report: dict, pairs: pd.DataFrame) -> str:
@@ -373,7 +395,7 @@ def write_report(report: dict, pairs: pd.DataFrame, out) -> tuple[Path, Path]:
     (out / "report.html").write_text(report_html(report, pairs), encoding="utf-8")
     return js, out / "report.html"
 
-# %% ../nbs/13_compare.ipynb #2138201c
+# %% ../nbs/13_compare.ipynb #f0c6c120
 COMPARE = "shadow_compare"
 TAG_PREFIX = "shadow_compare."
 
@@ -397,7 +419,7 @@ def version_tags(report: dict, run_id: str, at: str | None = None) -> dict:
                 window=window, at=at or pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"))
     return {TAG_PREFIX + k: str(v) for k, v in tags.items()}
 
-# %% ../nbs/13_compare.ipynb #2744780b
+# %% ../nbs/13_compare.ipynb #5c7bf843
 def log_compare_run(report: dict, files, experiment: str = "loan-default-compare") -> str:
     "Log `report`'s metrics and `files` as an MLflow run tagged with both versions, then tag the challenger version; returns the run id."
     import mlflow
@@ -416,7 +438,7 @@ def log_compare_run(report: dict, files, experiment: str = "loan-default-compare
     for k, v in version_tags(report, run.info.run_id).items(): client.set_model_version_tag(models["challenger"]["name"], report["challenger"], k, v)
     return run.info.run_id
 
-# %% ../nbs/13_compare.ipynb #e2fbc0af
+# %% ../nbs/13_compare.ipynb #e3bc045d
 @dataclass
 class CompareResult:
     "What `compare_command` did: the report, a summary line, the files written and the MLflow run."
