@@ -1400,11 +1400,14 @@ def _count_store(w: StoreWindow, ref: Reference, th: Thresholds, plan: ChunkPlan
 
 def store_counts(w: StoreWindow, ref: Reference, th: Thresholds = Thresholds(), chunk_size: int | None = None, period: str | None = None) -> DriftCounts:
     "`DriftCounts` of a store window against `ref`, counted store chunk by store chunk: what `pandas_counts` gives on the whole window, with one chunk's rows in memory."
+    started = time.perf_counter()
     plan = plan_chunks(True, chunk_size, period, w.rows, w.first, w.last, th)       # from the database's count: every row usable
     tally = _count_store(w, ref, th, plan)
     actual = plan_chunks(True, chunk_size, period, tally.compared, *tally.span(), th)
     if actual != plan: tally = _count_store(w, ref, th, actual)      # the rows the contract excluded changed the chunking: count again, knowing it
-    return tally.counts()
+    counts = tally.counts()
+    counts.seconds = time.perf_counter() - started
+    return counts
 
 # %% ../nbs/10_drift.ipynb #144266ac
 DRIFT = "drift"
