@@ -238,25 +238,28 @@ def auc_plan(y, p) -> dict:
     start, group = np.flatnonzero(first), np.cumsum(first) - 1
     return dict(order=order, ys=y[order], ties=(start[group], np.r_[start[1:], len(p)][group]))
 
-def planned_auc(plan: dict, w) -> np.ndarray:
-    "ROC AUC under each row of weights `w` (shape (B, n)), as `weighted_auc` gives it, by the plan `auc_plan` made."
+def planned_auc(plan: dict, w, buffers=None) -> np.ndarray:
+    "ROC AUC under each row of weights `w` (shape (B, n)), as `weighted_auc` gives it, by the plan `auc_plan` made; `buffers`: two arrays at least w's shape, reused."
     if "p" in plan: return weighted_auc(plan["y"], plan["p"], w)
-    ys, ws = plan["ys"], w[:, plan["order"]]
-    below = np.cumsum(ws * (1 - ys), axis=1)               # negatives' weight up to each row: a positive adds nothing
+    ys = plan["ys"]
+    ws, below = (b[:len(w)] for b in buffers) if buffers is not None else (np.empty_like(w, dtype="float64"), np.empty_like(w, dtype="float64"))
+    np.take(w, plan["order"], axis=1, out=ws)
+    np.cumsum(np.multiply(ws, 1 - ys, out=below), axis=1, out=below)    # negatives' weight up to each row: a positive adds nothing
     if plan["ties"] is not None:
-        padded = np.concatenate([np.zeros((len(ws), 1)), below], axis=1)
-        below = (padded[:, plan["ties"][0]] + padded[:, plan["ties"][1]]) / 2     # below its group, plus half of its group
-    pos = ws @ ys
-    with np.errstate(invalid="ignore", divide="ignore"): return ((ws * below) @ ys) / (pos * (ws.sum(axis=1) - pos))
+        start, end = plan["ties"]
+        before = np.where(start > 0, np.take(below, start - 1, axis=1), 0.0)
+        below[:] = (before + np.take(below, end - 1, axis=1)) / 2                 # below its group, plus half of its group
+    pos, total = ws @ ys, ws.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"): return (np.multiply(ws, below, out=below) @ ys) / (pos * (total - pos))
 
 # %% ../nbs/13_compare.ipynb #1e019503
-def _book_scores(y, plan: dict, declines, w) -> dict:
+def _book_scores(y, plan: dict, declines, w, buffers=None) -> dict:
     "ROC AUC, F1 of the declines and the approved loans' default rate, under each row of weights `w` (shape (B, n))."
     d = declines.astype("float64")
     tp, fp, fn = w @ (d * y), w @ (d * (1 - y)), w @ ((1 - d) * y)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        return dict(roc_auc=planned_auc(plan, w), f1=f1, default_rate_approved=(w @ ((1 - d) * y)) / (w @ (1 - d)))
+        return dict(roc_auc=planned_auc(plan, w, buffers), f1=f1, default_rate_approved=(w @ ((1 - d) * y)) / (w @ (1 - d)))
 
 def _interval(reps, value, q) -> dict:
     reps = reps[np.isfinite(reps)]
@@ -268,10 +271,12 @@ def paired_bootstrap(y, p, q, p_declines, q_declines, n_boot: int = 200, seed: i
     y = np.asarray(y, dtype="float64")
     args = dict(champion=(auc_plan(y, p), np.asarray(p_declines, bool)), challenger=(auc_plan(y, q), np.asarray(q_declines, bool)))
     point = {m: _book_scores(y, *a, np.ones((1, len(y)))) for m, a in args.items()}
-    rng, batch, reps = np.random.default_rng(seed), max(1, max_cells // max(len(y), 1)), {m: [] for m in args}
+    rng, batch, reps = np.random.default_rng(seed), max(1, min(n_boot, max_cells // max(len(y), 1))), {m: [] for m in args}
+    weights, buffers = np.empty((batch, len(y))), (np.empty((batch, len(y))), np.empty((batch, len(y))))    # reused: no fresh pages per batch
     for start in range(0, n_boot, batch):
-        w = rng.poisson(1.0, (min(batch, n_boot - start), len(y))).astype("float64")
-        for m, a in args.items(): reps[m].append(_book_scores(y, *a, w))
+        w = weights[:min(batch, n_boot - start)]
+        w[:] = rng.poisson(1.0, w.shape)
+        for m, a in args.items(): reps[m].append(_book_scores(y, *a, w, buffers))
     qs = [(1 - level) / 2, (1 + level) / 2]
     out = {}
     for m in args: out[m] = {k: _interval(np.concatenate([r[k] for r in reps[m]]), point[m][k][0], qs) for k in point[m]}
