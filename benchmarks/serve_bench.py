@@ -35,6 +35,16 @@ store on SQLite (WAL, synchronous=FULL) and on PostgreSQL (a server of our own, 
 a temporary folder, fsync on, synchronous_commit on: a 200 is committed on both), alternating rounds of single-row
 requests with unique application ids; prints req/s, p50 and p99 for each and the ratio. Needs PostgreSQL installed.
 
+    .venv/bin/python benchmarks/serve_bench.py --shadow-compare
+
+`--shadow-compare` measures what the shadow challenger (LD_SERVE_SHADOW_ALIAS, issue 16) costs the caller: our service
+alone, started twice on the same champion (@production), once without a shadow and once with LD_SERVE_SHADOW_ALIAS=staging,
+alternating rounds of single-row requests with unique application ids (every request stores a new row, so every one is
+also scored by the shadow); prints req/s, p50 and p99 of each, the p99 ratio (target: within 10%), and how many
+champion rows got their shadow row. The shadow is the version @staging points to; a registry without @staging (the
+default model has one version) is copied (SQLite) and @staging set on the @production version in the copy: then the
+shadow is the same version under another alias, loaded a second time and scored in full.
+
 `run_load` is the load generator the tests in tests/test_serve.py use too.
 """
 import argparse, asyncio, json, os, subprocess, sys, tempfile, time
@@ -173,6 +183,28 @@ def store_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round
         import shutil
         server.stop(); shutil.rmtree(server.root, ignore_errors=True)
 
+def shadow_registry(uri: str, name: str, alias: str, tmp: Path) -> tuple[str, str]:
+    "A registry where @staging names the shadow: `uri` when it has one, else a copy of a SQLite `uri` with @staging on the @`alias` version; and what the shadow is."
+    from mlflow import MlflowClient
+    champion, staging = production_version(uri, name, alias), production_version(uri, name, "staging")
+    if staging is not None: return uri, f"version {staging.version} (@staging) beside version {champion.version} (@{alias})"
+    if not uri.startswith("sqlite:///"): sys.exit(f"error: '{name}' has no @staging in {uri}: set one (the shadow's version) or give a SQLite registry")
+    import shutil
+    copy = tmp / "mlflow-shadow.db"
+    shutil.copyfile(uri.removeprefix("sqlite:///"), copy)
+    copy_uri = f"sqlite:///{copy}"
+    MlflowClient(tracking_uri=copy_uri, registry_uri=copy_uri).set_registered_model_alias(name, "staging", champion.version)
+    return copy_uri, f"version {champion.version} under @staging too (the same version as @{alias}, loaded and scored a second time), in a copy of {uri}"
+
+def shadow_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round: int, rounds: int, concurrency: int) -> tuple[dict, int, int]:
+    "Our service without and with a shadow (@staging) side by side; the figures, and how many champion rows the shadow-on store holds and how many shadow rows."
+    import sqlite3
+    variants = {"shadow off": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-off.db"},
+                "shadow on": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-on.db", "LD_SERVE_SHADOW_ALIAS": "staging"}}
+    res = compare_services(uri, name, alias, tmp, variants, requests_per_round, rounds, concurrency)
+    with sqlite3.connect(tmp / "predictions-on.db") as c:       # the service has stopped: its shadow queue was drained first
+        return res, c.execute("select count(*) from predictions").fetchone()[0], c.execute("select count(*) from shadow_predictions").fetchone()[0]
+
 def _all_workers_ready(url: str, workers: int, proc, timeout: float = 300) -> None:
     "Wait until /ready is 200 on 20 new connections a worker in a row: the kernel spreads connections over the workers, each loading the model on its own."
     wait_for(f"{url}/ready", timeout=timeout, proc=proc)
@@ -191,7 +223,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--sync-compare", action="store_true", help="compare LD_SQLITE_SYNCHRONOUS=NORMAL and FULL on our service instead")
     ap.add_argument("--store-compare", action="store_true", help="compare the prediction store on SQLite and on PostgreSQL (a server of our own) instead")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode for --sync-compare and --store-compare")
+    ap.add_argument("--shadow-compare", action="store_true", help="compare our service without and with a shadow challenger (LD_SERVE_SHADOW_ALIAS) instead")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode for --sync-compare, --store-compare and --shadow-compare")
     ap.add_argument("--workers", type=int, default=1, help="also measure our service with this many uvicorn workers (when > 1)")
     ap.add_argument("--reasons", default=None, choices=["declines", "all", "none"], help="reasons mode of our requests [default: the service's, declines]")
     a = ap.parse_args(argv)
@@ -212,6 +245,24 @@ def main(argv=None) -> int:
         cost = 1 - res["FULL"].rps / res["NORMAL"].rps
         print(f"  FULL costs {cost:.1%} of NORMAL's req/s; p99 {res['NORMAL'].pct(99):.1f} -> {res['FULL'].pct(99):.1f} ms")
         return 0 if a.no_check or all(r.errors == 0 for r in res.values()) else 1
+    if a.shadow_compare:
+        shadow_uri, shadow_is = shadow_registry(uri, a.name, a.alias, tmp)
+        load_before = os.getloadavg()
+        res, champion_rows, shadow_rows = shadow_compare(shadow_uri, a.name, a.alias, tmp, a.requests, a.rounds, a.concurrency)
+        load_after = os.getloadavg()
+        off, on = res["shadow off"], res["shadow on"]
+        ratio = on.pct(99) / off.pct(99)
+        print(f"\nshadow challenger, 1-row requests with new application ids, {a.concurrency} connections, {a.rounds} alternating rounds "
+              f"of {a.requests:,} each; {os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+        print(f"  champion version {version} (@{a.alias}); shadow: {shadow_is}")
+        for mode, r in res.items(): print(f"  {mode:10s} {r.summary()}")
+        print(f"  with / without shadow: p99 {off.pct(99):.2f} -> {on.pct(99):.2f} ms ({ratio:.3f}x), p50 {off.pct(50):.2f} -> {on.pct(50):.2f} ms, "
+              f"req/s {on.rps / off.rps:.3f}x; shadow rows {shadow_rows:,} of {champion_rows:,} champion rows")
+        checks = [(f"p99 with shadow {ratio:.3f}x without", ratio <= 1.10), (f"every champion row has its shadow row ({shadow_rows:,} / {champion_rows:,})",
+                  shadow_rows == champion_rows), (f"no errors ({off.errors + on.errors})", off.errors + on.errors == 0)]
+        print("\ntargets (issue 16): 1-row p99 with the shadow within 10% of without, 8 connections, same run")
+        for text, ok in checks: print(f"  {'PASS' if ok else 'MISS'}  {text}")
+        return 0 if a.no_check or all(ok for _, ok in checks) else 1
     if a.store_compare:
         load_before = os.getloadavg()
         res = store_compare(uri, a.name, a.alias, tmp, a.requests, a.rounds, a.concurrency)

@@ -867,7 +867,7 @@ def swapped(self: ShadowScorer, old: ModelVersion | None, new: ModelVersion) -> 
 def info(self: ShadowScorer) -> dict:
     "The `shadow` object of `GET /model`."
     m, mgr = self.manager.current, self.manager
-    problem = self.problem or (mgr.problem if m is None else None)
+    problem = mgr.problem if m is None else self.problem         # no model: why not, now (a failed batch's reason may be older)
     if problem is None and m is not None and mgr.refused: problem = f"{'version ' + mgr.refused['version'] if mgr.refused['version'] else 'the alias'} was refused ({mgr.refused['reason']}); still scoring with version {m.version}"
     return dict(alias=self.alias, name=mgr.settings.model_name, version=m and m.version, loaded_at=m and m.loaded_at,
                 state="scoring" if m is not None and self.problem is None else "unavailable", problem=problem, queued=self.queued, **self.counts)
