@@ -1161,12 +1161,13 @@ def _json_inputs(x) -> tuple[dict, str]:
     return (x, "") if isinstance(x, dict) else ({}, f"bad_inputs({'none stored' if x is None else 'not a JSON object'})")
 
 def _inputs_frame(inputs) -> pd.DataFrame:
-    "The applicant fields of the stored JSON `inputs`, values as stored (numbers stay numbers, anything else stays as it is), and `_ragged`."
+    "The applicant fields of the stored JSON `inputs`, numbers as floats (a number in text too), anything else as stored, and `_ragged`."
     parsed = [_json_inputs(x) for x in inputs]
     df = pd.DataFrame([r for r, _ in parsed], columns=FEATURES, dtype="object").assign(**{RAGGED_COL: [p for _, p in parsed]})
     for c in NUMERIC_FEATURES:
         x = pd.to_numeric(df[c], errors="coerce")
-        if not (df[c].notna() & x.isna()).any(): df[c] = x.astype("float64")
+        unread = df[c].notna() & x.isna()
+        df[c] = x.astype("float64") if not unread.any() else df[c].where(unread, x)   # each value read alone: the same whatever rows share its chunk
     return df
 
 # %% ../nbs/10_drift.ipynb #d1f7a041

@@ -229,3 +229,44 @@ def test_file_without_scores_is_scored_by_the_registered_model(tmp_path, monkeyp
         assert not rep["performance"]["with_outcomes"] and rep["performance"]["expected"]["overall"]["expected_f1"] > 0
         assert client.get_model_version("loan-default", reg.version).tags["drift.last_status"] == "alert"
     finally: mlflow.set_tracking_uri(None); mlflow.set_registry_uri(None)
+
+# ---------------------------------------------------------------- the store counted chunk by chunk: the same report
+
+def _same_report(x, y, at="report"):
+    "Two reports alike; floats to 1e-7 (sums added in another order, matrix products of another shape)."
+    if isinstance(x, dict):
+        assert list(x) == list(y), at
+        for k in x:
+            if k not in ("generated_at", "timings", "seconds"): _same_report(x[k], y[k], f"{at}.{k}")
+    elif isinstance(x, list):
+        assert len(x) == len(y), at
+        for u, v in zip(x, y): _same_report(u, v, at)
+    elif isinstance(x, float) and isinstance(y, float): assert x == pytest.approx(y, rel=1e-7, abs=1e-12) or (x != x and y != y), (at, x, y)
+    else: assert x == y, (at, x, y)
+
+def test_store_counted_in_chunks_gives_the_whole_frame_report(tmp_path, synthetic_reference):
+    "Reference rows (timeline levels, segments, overlap), outcomes, contract breaks and bad JSON: read 137 rows at a time, the report of the whole window."
+    pytest.importorskip("fastapi")
+    import sqlite3
+    from types import SimpleNamespace
+    from loan_default.drift import pandas_counts, counts_report, store_counts, store_window, _clean
+    from loan_default.timeline import baseline
+    ref_rows = synthesize(4_000, seed=19, dirty=False)
+    p_ref = _default_chance(ref_rows)
+    b = baseline(synthetic_reference, ref_rows, p_ref, 0.4, ref_rows[TARGET], seen=ref_rows[FEATURES], seen_what="the reference rows", source="test")
+    cur = pd.concat([synthesize(2_950, seed=20, shift="income"), ref_rows.head(50)], ignore_index=True)   # dirty rows; 50 rows the model saw
+    times = (pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(np.arange(len(cur)) * 5, unit="min")).to_pydatetime()
+    url = f"sqlite:///{tmp_path}/p.db"
+    _write_store(url, cur, np.clip(_default_chance(cur), 0, 1), times, outcomes=[(i, y) for i, y in enumerate(cur.loan_status) if i % 3 and y == y])
+    with sqlite3.connect(tmp_path / "p.db") as con:
+        con.execute("update predictions set inputs = json_set(inputs, '$.person_age', 'abc') where id in (10, 1400)")
+        con.execute("update predictions set inputs = 'not json' where id in (11, 2900)")
+    ref = SimpleNamespace(profile=synthetic_reference, threshold=0.4, model=None, baseline=b)
+    for kw in (dict(), dict(period="D"), dict(chunk_size=333)):
+        th = Thresholds(min_rows=200, min_f1=0.5)
+        whole = pandas_counts(read_store(url), synthetic_reference, 0.4, kw.get("chunk_size"), kw.get("period"), th=th, baseline=b)
+        chunked = store_counts(store_window(url, chunk_rows=137), ref, th, kw.get("chunk_size"), kw.get("period"))
+        assert chunked.rows == len(cur) and chunked.contract["rows_breaking"] > 4 and chunked.overlap_hits >= 50
+        assert chunked.labelled is not None and len(chunked.labelled) == len(whole.labelled) > 500
+        report = lambda c: _clean(counts_report(c, synthetic_reference, 0.4, dict(f1=0.7, roc_auc=0.8, brier=0.15), None, th, b, "3D", "2026-12-01"))
+        _same_report(report(whole), report(chunked))
