@@ -8,15 +8,17 @@ synthetic (a beta-distributed champion score, the challenger's the same with mul
 PostgreSQL (our own server, procs.Postgres).
 
 Each compare runs in its own process (the console script, --no-log: no registry needed); we print its seconds and peak
-memory (the child's VmHWM, as wait4 reports it). Usage:
+memory (the child's VmHWM, as wait4 reports it), and its CPU seconds (user + system: what the load of other jobs
+inflates least). Usage:
     .venv/bin/python benchmarks/compare_bench.py [--sizes 1000000] [--backends sqlite postgres]
 
-Measured 2026-12-01 on the 2-core machine shared with three other jobs (load average 2-4; seconds vary with it),
-1,000,000 pairs, 334,020 of them with outcomes, one version pair:
-    sqlite     1,000,000: 15.0 s, peak 704 MiB      postgres   1,000,000: 19.1 s, peak 719 MiB   (an earlier sqlite run: 20.7 s / 655 MiB)
-Where the time goes (SQLite, in-process): imports ~2 s; the GROUP BY choosing the version pair ~1 s; reading the pairs
-~5 s; the paired bootstrap of the realised figures (200 resamples of 334k outcomes, both models) ~8 s; swap set,
-correlation, PSI, figures and files under 1.5 s. Without outcomes the bootstrap costs nothing.
+Measured 2026-12-01 on the 2-core machine shared with three other jobs (load average 4-5 during these runs: wall
+seconds vary with it, CPU seconds less), 1,000,000 pairs, 334,020 of them with outcomes, one version pair:
+    sqlite     1,000,000: 23.5 s wall, 16.0 s CPU, peak 633 MiB     postgres   1,000,000: 22.7 s wall, 14.8 s CPU, peak 649 MiB
+    (at load 2-3: sqlite 15.0 s wall, peak 704 MiB; postgres 19.1 s, 719 MiB; before the bootstrap reused its arrays)
+Where the CPU goes (SQLite, in-process): imports ~2.5 s; the GROUP BY choosing the version pair ~1 s; reading the
+pairs ~5 s; the paired bootstrap of the realised figures (200 resamples of 334k outcomes, both models) ~6.5 s; swap
+set, correlation, PSI, figures and files ~1.5 s. Without outcomes there is no bootstrap to pay for.
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -87,7 +89,8 @@ def run_compare(url: str, out: Path) -> dict:
         _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: ru_maxrss is its VmHWM, in KiB
         seconds = time.perf_counter() - t
     line = log.read_text().strip().splitlines()[-1:] or [""]
-    return dict(seconds=round(seconds, 1), peak_mib=round(usage.ru_maxrss / 1024), exit=os.waitstatus_to_exitcode(status), said=line[0][:200])
+    return dict(seconds=round(seconds, 1), cpu_s=round(usage.ru_utime + usage.ru_stime, 1),    # CPU seconds: less at the mercy of other jobs than wall time
+                peak_mib=round(usage.ru_maxrss / 1024), exit=os.waitstatus_to_exitcode(status), said=line[0][:200])
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -110,7 +113,7 @@ def main():
                 built = time.perf_counter() - t
                 r = run_compare(url, work / f"compare-{backend}-{n}") | dict(backend=backend, pairs=n, build_s=round(built, 1))
                 results.append(r)
-                print(f"{backend:8} {n:>9,} pairs: compare --from-store {r['seconds']:6.1f} s, peak {r['peak_mib']:6,} MiB "
+                print(f"{backend:8} {n:>9,} pairs: compare --from-store {r['seconds']:6.1f} s ({r['cpu_s']} s CPU), peak {r['peak_mib']:6,} MiB "
                       f"(exit {r['exit']}; store built in {r['build_s']} s)  | {r['said']}", flush=True)
     finally:                                           # the stores are throwaway
         if pg is not None: pg.stop(); shutil.rmtree(pg.root, ignore_errors=True)
