@@ -199,8 +199,8 @@ def shadow_registry(uri: str, name: str, alias: str, tmp: Path) -> tuple[str, st
 def shadow_compare(uri: str, name: str, alias: str, tmp: Path, requests_per_round: int, rounds: int, concurrency: int) -> tuple[dict, int, int]:
     "Our service without and with a shadow (@staging) side by side; the figures, and how many champion rows the shadow-on store holds and how many shadow rows."
     import sqlite3
-    variants = {"shadow off": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-off.db"},
-                "shadow on": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-on.db", "LD_SERVE_SHADOW_ALIAS": "staging"}}
+    variants = {"shadow-off": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-off.db"},
+                "shadow-on": {"LD_PREDICTION_STORE": f"sqlite:///{tmp}/predictions-on.db", "LD_SERVE_SHADOW_ALIAS": "staging"}}
     res = compare_services(uri, name, alias, tmp, variants, requests_per_round, rounds, concurrency)
     with sqlite3.connect(tmp / "predictions-on.db") as c:       # the service has stopped: its shadow queue was drained first
         return res, c.execute("select count(*) from predictions").fetchone()[0], c.execute("select count(*) from shadow_predictions").fetchone()[0]
@@ -250,7 +250,7 @@ def main(argv=None) -> int:
         load_before = os.getloadavg()
         res, champion_rows, shadow_rows = shadow_compare(shadow_uri, a.name, a.alias, tmp, a.requests, a.rounds, a.concurrency)
         load_after = os.getloadavg()
-        off, on = res["shadow off"], res["shadow on"]
+        off, on = res["shadow-off"], res["shadow-on"]
         ratio = on.pct(99) / off.pct(99)
         print(f"\nshadow challenger, 1-row requests with new application ids, {a.concurrency} connections, {a.rounds} alternating rounds "
               f"of {a.requests:,} each; {os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
