@@ -150,19 +150,20 @@ def register(run_id, model_name):
     reg = register_run(run_id, s.model_name, s.experiment, min_f1=s.min_f1, min_roc_auc=s.min_roc_auc, tolerance=s.gate_tolerance)
     click.echo(_registration_line(reg))
 
-def _alias_command(op: str, flag: str, param: str, help: str, doc: str, already: str, done: str) -> click.Command:
-    "The command `op` (promote or rollback): the shared preamble, the registry's `op` with the retry-safe `flag`, one line of what moved."
+def _alias_command(op: str, flag: str, param: str, help: str, doc: str, already: str, done: str, **call) -> click.Command:
+    "The command `op` (promote or rollback): the shared preamble, the registry's `op` with the retry-safe `flag` (and `call`), one line of what moved."
     @cli.command(op, help=doc)
     @_model_option
     @click.option(flag, param, default=None, help=help)
     def command(model_name, **given):
         from loan_default import registry
         name = _checked_settings(model_name=model_name).model_name
-        moved = getattr(registry, op)(name, given[param])
+        moved = getattr(registry, op)(name, given[param], **call)
         click.echo((already if moved.already else done).format(name=name, now=moved[0], was=moved[1] or "unset"))
     return command
 
-promote = _alias_command("promote", "--version", "version", doc="Move @staging to @production, remembering the version it replaces.",
+promote = _alias_command("promote", "--version", "version", show=click.echo,
+    doc="Move @staging to @production, remembering the version it replaces; first show its shadow comparison (required with LD_PROMOTE_MIN_SHADOW).",
     help="Retry-safe: promote only this @staging version; nothing to do if @production already is it",
     already="{name} @production already at version {now}: nothing to do", done="{name} @production -> version {now} (was {was}) (rerun safely with --version {now})")
 rollback = _alias_command("rollback", "--from", "from_version", doc="Point @production back at the version it had before the last promote.",

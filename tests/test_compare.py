@@ -153,3 +153,24 @@ def test_bad_input_one_line_each(tmp_path, registry, scored):
         one_line_error(r, words)
     r = run_cli("compare", "--from-store", no_shadow, "--bogus", cwd=tmp_path, env=env)
     assert r.returncode == 2 and one_line_error(r, "no such option '--bogus'", "compare --help")
+
+def test_promote_reads_the_shadow_evidence(tmp_path, registry, scored):
+    "The gate end to end (last: it moves @production): refused while the evidence is short or from a file, the headline shown, then promoted."
+    apps = scored[0]
+    url, env = f"sqlite:///{tmp_path}/store.db", {"MLFLOW_TRACKING_URI": registry, "LD_MODEL_NAME": NAME}
+    write_store(url, scored)
+    apps.to_csv(tmp_path / "apps.csv", index=False)
+    assert run_cli("compare", tmp_path / "apps.csv", "--out", tmp_path / "file", cwd=tmp_path, env=env).returncode == 0   # file evidence only
+    r = run_cli("promote", cwd=tmp_path, env=env | {"LD_PROMOTE_MIN_SHADOW": "500"})
+    one_line_error(r, "refused to promote version 2", "made on a file, not on live applications")
+    half = run_cli("compare", "--from-store", url, "--since", "2026-11-02", "--out", tmp_path / "half", cwd=tmp_path, env=env)
+    assert half.returncode == 0, half.stderr                                                      # the last day: 1,000 applications
+    r = run_cli("promote", cwd=tmp_path, env=env | {"LD_PROMOTE_MIN_SHADOW": "1500"})
+    one_line_error(r, "covers 1,000 applications, fewer than LD_PROMOTE_MIN_SHADOW=1500")
+    assert "shadow comparison of version 2 against version 1 (store, 2026-11-02" in r.stdout and "1,000 applications" in r.stdout
+    from mlflow import MlflowClient
+    assert str(MlflowClient().get_model_version_by_alias(NAME, "production").version) == "1"              # refused: nothing moved
+    r = run_cli("promote", cwd=tmp_path, env=env | {"LD_PROMOTE_MIN_SHADOW": "1000"})
+    assert r.returncode == 0, r.stderr
+    headline, moved = r.stdout.strip().splitlines()
+    assert headline.startswith("shadow comparison of version 2 against version 1") and moved.startswith(f"{NAME} @production -> version 2 (was 1)")
