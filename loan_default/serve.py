@@ -740,8 +740,8 @@ class ServiceMetrics:
 
 # %% ../nbs/09_serve.ipynb #f90c45af
 SHADOW_CHUNK_ROWS = 32       # rows scored at a time: one thread, holding the GIL a fraction of a millisecond, then a yield
-SHADOW_WAIT_S = 0.25         # the thread wakes this often: the first row of a batch waits at most this long for others
-SHADOW_BATCH_ROWS = 512      # ... or sooner, once this many are waiting
+SHADOW_WAIT_S = 0.02         # the thread wakes this often: small batches, often (large ones, seldom, land on the p99: see above)
+SHADOW_BATCH_ROWS = 64       # ... or sooner, once this many are waiting
 SHADOW_STORE_WAIT_S = 10     # a batch waits this long for a store that cannot be written, then its rows count as failed
 SHADOW_DRAIN_S = 10          # at shutdown, the most time spent scoring and storing what is queued
 
@@ -763,11 +763,12 @@ class ShadowScorer:
 
     def offer(self, columns: dict, stored: list[dict]) -> None:
         "Queue the new (not replayed) rows of a stored request: `columns` as scored, `stored` as the store answered. Never waits; over `max_rows` waiting, skipped."
+        # an item: the request's columns, which of its rows to take (None: all, the usual case: no copy), their stored rows
         new = [i for i, r in enumerate(stored) if not r["replayed"]]
         if not new: return
         with self._lock:
             full = self._closing or self.queued + len(new) > self.max_rows
-            if not full: self.queued += len(new); self._items.append((columns, new, [stored[i] for i in new]))
+            if not full: self.queued += len(new); self._items.append((columns, None if len(new) == len(stored) else new, [stored[i] for i in new]))
         if full: self._count("skipped", len(new))
         elif self.queued >= SHADOW_BATCH_ROWS: self._wake.set()
 
@@ -779,7 +780,7 @@ class ShadowScorer:
         "Queued requests, about `SHADOW_BATCH_ROWS` rows at most."
         out, n = [], 0
         with self._lock:
-            while self._items and n < SHADOW_BATCH_ROWS: out.append(self._items.popleft()); n += len(out[-1][1])
+            while self._items and n < SHADOW_BATCH_ROWS: out.append(self._items.popleft()); n += len(out[-1][2])
             self.queued -= n
         return out
 
@@ -789,10 +790,10 @@ def _score(self: ShadowScorer, m: ModelVersion, items: list) -> tuple:
     "Probabilities and decisions of the queued rows, `SHADOW_CHUNK_ROWS` at a time with a yield of the GIL between chunks."
     probability, predicted, chunk, n = [], [], [], 0
     def flush():
-        s = m.score({c: np.concatenate([cols[c][rows] for cols, rows, _ in chunk]) for c in FEATURES}, "none")
+        s = m.score({c: np.concatenate([cols[c] if rows is None else cols[c][rows] for cols, rows, _ in chunk]) for c in FEATURES}, "none")
         probability.append(s.probability); predicted.append(s.predicted); time.sleep(0)        # sleep(0): the event loop may take the GIL now
     for item in items:
-        chunk.append(item); n += len(item[1])
+        chunk.append(item); n += len(item[2])
         if n >= SHADOW_CHUNK_ROWS: flush(); chunk, n = [], 0
     if chunk: flush()
     return np.concatenate(probability), np.concatenate(predicted)
