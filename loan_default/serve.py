@@ -251,16 +251,20 @@ class ModelManager:
 
 # %% ../nbs/09_serve.ipynb #3e9969af
 METADATA = sa.MetaData()
-PREDICTIONS = sa.Table("predictions", METADATA,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("application_id", sa.String(128), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False),
-    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("model_name", sa.String(256), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("probability_of_default", sa.Float, nullable=False),
-    sa.Column("predicted_default", sa.Integer, nullable=False),
-    sa.Column("decision", sa.String(16), nullable=False),
+
+def _scored_columns() -> list:
+    "The columns of a scored row, in `predictions` and `shadow_predictions` alike (a column belongs to one table: new ones each call)."
+    return [sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("application_id", sa.String(128), nullable=False),
+            sa.Column("request_id", sa.String(64), nullable=False),
+            sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
+            sa.Column("model_name", sa.String(256), nullable=False),
+            sa.Column("model_version", sa.String(32), nullable=False),
+            sa.Column("probability_of_default", sa.Float, nullable=False),
+            sa.Column("predicted_default", sa.Integer, nullable=False),
+            sa.Column("decision", sa.String(16), nullable=False)]
+
+PREDICTIONS = sa.Table("predictions", METADATA, *_scored_columns(),
     sa.Column("inputs", sa.JSON, nullable=False),
     sa.Column("reasons", sa.JSON, nullable=True),
     sa.Index("ux_predictions_application_id", "application_id", unique=True))
@@ -271,17 +275,8 @@ OUTCOMES = sa.Table("outcomes", METADATA,
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ux_outcomes_application_id", "application_id", unique=True))
-SHADOW_PREDICTIONS = sa.Table("shadow_predictions", METADATA,     # a challenger's answers: evidence for `compare`, never sent to anyone
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("application_id", sa.String(128), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False),
-    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("model_name", sa.String(256), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("model_alias", sa.String(64), nullable=False),
-    sa.Column("probability_of_default", sa.Float, nullable=False),
-    sa.Column("predicted_default", sa.Integer, nullable=False),
-    sa.Column("decision", sa.String(16), nullable=False),
+SHADOW_PREDICTIONS = sa.Table("shadow_predictions", METADATA, *_scored_columns(),    # a challenger's answers: evidence for `compare`, never sent
+    sa.Column("model_alias", sa.String(64), nullable=False),                         # the alias it was scored under (LD_SERVE_SHADOW_ALIAS)
     sa.Index("ux_shadow_predictions_application_id", "application_id", unique=True))
 HEARTBEAT = sa.Table("store_heartbeat", METADATA,
     sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime(timezone=True), nullable=False))
