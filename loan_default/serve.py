@@ -5,20 +5,21 @@
 # %% auto #0
 __all__ = ['EXAMPLE_APPLICANTS', 'ApplicationId', 'Applicant', 'ReasonsMode', 'MAX_LISTED_PROBLEMS', 'log', 'METADATA',
            'PREDICTIONS', 'OUTCOMES', 'SHADOW_PREDICTIONS', 'HEARTBEAT', 'SQLITE_SYNCHRONOUS',
-           'STORE_CONNECT_TIMEOUT_S', 'ENDPOINTS', 'SHADOW_CHUNK_ROWS', 'SHADOW_WAIT_S', 'SHADOW_BATCH_ROWS',
-           'SHADOW_STORE_WAIT_S', 'SHADOW_DRAIN_S', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS', 'EXAMPLE_REASONS',
-           'EXAMPLE_ANSWER', 'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES', 'PREDICT_DESCRIPTION', 'OUTCOMES_DESCRIPTION',
-           'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR', 'DOCS_ASSETS', 'DOCS_POLICY', 'WORKER_HEALTHCHECK_S',
-           'PredictRequest', 'json_response', 'error_response', 'input_problems', 'problems_message',
-           'applicant_columns', 'ServedVersion', 'load_served', 'ModelUnavailable', 'unavailable_reason',
-           'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file', 'store_engine', 'StoreOrphaned',
-           'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore', 'record_predictions',
-           'record_prediction_batches', 'record_outcomes', 'record_shadow_predictions', 'ServiceMetrics', 'shadow_rows',
-           'ShadowScorer', 'new_id', 'presented_key', 'Refusal', 'Gate', 'repeated_keys', 'parse_json', 'gunzip',
-           'read_json_body', 'JSONBodyRoute', 'repeated_ids', 'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest',
-           'Reason', 'Prediction', 'ModelHeader', 'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode',
-           'ReasonCodes', 'reason_codes_body', 'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config',
-           'HeadTimeoutProtocol', 'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
+           'STORE_CONNECT_TIMEOUT_S', 'STORE_STATEMENT_TIMEOUT_S', 'ENDPOINTS', 'SHADOW_CHUNK_ROWS', 'SHADOW_WAIT_S',
+           'SHADOW_BATCH_ROWS', 'SHADOW_STORE_WAIT_S', 'SHADOW_DRAIN_S', 'OPEN_PATHS', 'MAX_DEPTH', 'MAX_NUMBER_CHARS',
+           'EXAMPLE_REASONS', 'EXAMPLE_ANSWER', 'EXAMPLE_OUTCOMES_ANSWER', 'ERROR_EXAMPLES', 'PREDICT_DESCRIPTION',
+           'OUTCOMES_DESCRIPTION', 'PREDICT_EXAMPLES', 'OUTCOMES_EXAMPLES', 'STATIC_DIR', 'DOCS_ASSETS', 'DOCS_POLICY',
+           'WORKER_HEALTHCHECK_S', 'PredictRequest', 'json_response', 'error_response', 'input_problems',
+           'problems_message', 'applicant_columns', 'ServedVersion', 'load_served', 'ModelUnavailable',
+           'unavailable_reason', 'ReloadRefused', 'ModelManager', 'migrate', 'sqlite_file', 'store_engine',
+           'StoreOrphaned', 'check_not_orphaned', 'StoreUnavailable', 'Conflict', 'PredictionStore',
+           'record_predictions', 'record_prediction_batches', 'record_outcomes', 'record_shadow_predictions',
+           'ServiceMetrics', 'shadow_rows', 'ShadowScorer', 'new_id', 'presented_key', 'Refusal', 'Gate',
+           'repeated_keys', 'parse_json', 'gunzip', 'read_json_body', 'JSONBodyRoute', 'repeated_ids',
+           'prediction_rows', 'answer', 'Outcome', 'OutcomesRequest', 'Reason', 'Prediction', 'ModelHeader',
+           'PredictResponse', 'OutcomesResponse', 'Situation', 'ReasonCode', 'ReasonCodes', 'reason_codes_body',
+           'InputProblem', 'ErrorBody', 'create_app', 'JsonFormatter', 'log_config', 'HeadTimeoutProtocol',
+           'head_timeout_protocol', 'serve', 'override_env', 'WorkerProtocol', 'worker_app']
 
 # %% ../nbs/09_serve.ipynb #f5384466
 import asyncio, collections, contextlib, dataclasses, fcntl, gc, glob, hmac, json, logging, os, queue, random, re, socket, sqlite3, threading, time, traceback, uuid, zlib
@@ -316,10 +317,14 @@ def sqlite_file(url) -> str | None:
 
 STORE_CONNECT_TIMEOUT_S = 5
 
+STORE_STATEMENT_TIMEOUT_S = 10
+
 def _server_options(url) -> dict:
-    "A database server's connection options: give up connecting after `STORE_CONNECT_TIMEOUT_S` (unless the URL says otherwise), so a 503 comes quickly."
+    "A database server's connection options: give up connecting after `STORE_CONNECT_TIMEOUT_S`, and a statement after `STORE_STATEMENT_TIMEOUT_S` (a lock someone holds), unless the URL says otherwise: a 503 comes, never a hang."
     u = sa.make_url(url)
-    return {"connect_timeout": STORE_CONNECT_TIMEOUT_S} if u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query else {}
+    if u.get_backend_name() != "postgresql": return {}
+    given = {"connect_timeout": STORE_CONNECT_TIMEOUT_S, "options": f"-c statement_timeout={STORE_STATEMENT_TIMEOUT_S * 1000}"}
+    return {k: v for k, v in given.items() if k not in u.query}
 
 def store_engine(url: str, synchronous: str = "FULL") -> sa.Engine:
     "An engine for the prediction store (no pool: the writer holds its one connection); SQLite gets its folder, WAL, `synchronous` and `BEGIN IMMEDIATE`, PostgreSQL a connect timeout and `synchronous_commit` on."

@@ -113,3 +113,26 @@ def test_database_stopped_while_serving(postgres, registry, row, tmp_path):
     finally:
         if s is not None: stop(s.proc)
         server.stop(); shutil.rmtree(server.root, ignore_errors=True)
+
+def test_a_held_lock_is_a_503_not_a_hang(postgres, registry, row, tmp_path):
+    "Someone holds the predictions table locked (a migration, a VACUUM FULL): /predict answers 503 after the statement timeout, then 200 once it is released."
+    url = postgres.create_database("serve_locked")
+    s = Service(tmp_path, registry, LD_PREDICTION_STORE=url)
+    holder = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        s.ready()
+        assert post(s.url, [row | {"application_id": "before-lock"}]).status_code == 200
+        with holder.connect() as conn:
+            conn.exec_driver_sql("BEGIN"); conn.exec_driver_sql("LOCK TABLE predictions IN ACCESS EXCLUSIVE MODE")
+            t0 = time.monotonic()
+            locked = requests.post(f"{s.url}/predict", headers=H, json={"data": [row | {"application_id": "under-lock"}]}, timeout=120)
+            waited = time.monotonic() - t0
+            conn.exec_driver_sql("ROLLBACK")
+        print(f"\nheld lock: answered {locked.status_code} after {waited:.1f} s")
+        assert locked.status_code == 503 and locked.json()["error"] == "prediction_store_unavailable", locked.text
+        assert wait_ready(s, timeout=30).status_code == 200
+        again = post(s.url, [row | {"application_id": "under-lock"}])           # the client retries what was refused
+        assert again.status_code == 200, again.text
+        assert [r[0] for r in stored(url)] == ["before-lock", "under-lock"]
+    finally:
+        stop(s.proc); holder.dispose()
