@@ -20,12 +20,13 @@ Where the CPU goes (SQLite, in-process): imports ~2.5 s; the GROUP BY choosing t
 pairs ~5 s; the paired bootstrap of the realised figures (200 resamples of 334k outcomes, both models) ~6.5 s; swap
 set, correlation, PSI, figures and files ~1.5 s. Without outcomes there is no bootstrap to pay for.
 """
-import argparse, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, json, shutil, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import Postgres
+from stores import build_store, run_timed
 
 BIN = Path(sys.executable).parent
 DAYS = 30
@@ -50,47 +51,11 @@ def pair_batches(n: int, zoned: bool = False, batch: int = 200_000, seed: int = 
                   for a, j, t, s in zip(ids, i, at, q)]
         known = np.flatnonzero(rng.uniform(size=len(i)) < OUTCOME_SHARE)
         outcomes = [(ids[k], int(y[k]), None, at[-1]) for k in known]
-        yield champion, shadow, outcomes
-
-PRED_COLS = "application_id, request_id, scored_at, model_name, model_version, probability_of_default, predicted_default, decision, inputs"
-SHADOW_COLS = "application_id, request_id, scored_at, model_name, model_version, model_alias, probability_of_default, predicted_default, decision"
-OUT_COLS = "application_id, loan_status, observed_at, recorded_at"
-
-def create_tables(url: str) -> None:
-    "The service's tables, by the service's own schema (with its unique application_id indexes)."
-    import sqlalchemy as sa
-    from loan_default.serve import METADATA
-    engine = sa.create_engine(url); METADATA.create_all(engine); engine.dispose()
-
-def fill_sqlite(path: Path, batches) -> None:
-    import sqlite3
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for champion, shadow, outcomes in batches:
-            conn.executemany(f"insert into predictions ({PRED_COLS}) values (?,?,?,?,?,?,?,?,?)", champion)
-            conn.executemany(f"insert into shadow_predictions ({SHADOW_COLS}) values (?,?,?,?,?,?,?,?,?)", shadow)
-            conn.executemany(f"insert into outcomes ({OUT_COLS}) values (?,?,?,?)", outcomes)
-
-def fill_postgres(url: str, batches) -> None:
-    import psycopg
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        for champion, shadow, outcomes in batches:
-            for table, cols, rows in (("predictions", PRED_COLS, champion), ("shadow_predictions", SHADOW_COLS, shadow), ("outcomes", OUT_COLS, outcomes)):
-                with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
-                    for r in rows: cp.write_row(r)
-        conn.execute("ANALYZE")
+        yield {"predictions": champion, "shadow_predictions": shadow, "outcomes": outcomes}
 
 def run_compare(url: str, out: Path) -> dict:
-    "`loan-default compare --from-store` in its own process: seconds, peak memory (MiB), exit code, its summary line."
-    log = out.with_suffix(".log")
-    with open(log, "w") as f:
-        t = time.perf_counter()
-        proc = subprocess.Popen([str(BIN / "loan-default"), "compare", "--from-store", url, "--no-log", "--out", str(out)], stdout=f, stderr=f)
-        _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: ru_maxrss is its VmHWM, in KiB
-        seconds = time.perf_counter() - t
-    line = log.read_text().strip().splitlines()[-1:] or [""]
-    return dict(seconds=round(seconds, 1), cpu_s=round(usage.ru_utime + usage.ru_stime, 1),    # CPU seconds: less at the mercy of other jobs than wall time
-                peak_mib=round(usage.ru_maxrss / 1024), exit=os.waitstatus_to_exitcode(status), said=line[0][:200])
+    "`loan-default compare --from-store` in its own process: seconds, CPU seconds, peak memory (MiB), exit code, its summary line."
+    return run_timed([BIN / "loan-default", "compare", "--from-store", url, "--no-log", "--out", out], out.with_suffix(".log"))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -105,11 +70,7 @@ def main():
         for n in a.sizes:
             for backend in a.backends:
                 t = time.perf_counter()
-                if backend == "sqlite":
-                    path = work / f"store-{n}.db"; path.unlink(missing_ok=True)
-                    url = f"sqlite:///{path}"; create_tables(url); fill_sqlite(path, pair_batches(n))
-                else:
-                    url = pg.create_database(f"compare_{n}"); create_tables(url); fill_postgres(url, pair_batches(n, zoned=True))
+                url = build_store(backend, f"compare_{n}", work, pg, pair_batches(n, zoned=backend == "postgres"))
                 built = time.perf_counter() - t
                 r = run_compare(url, work / f"compare-{backend}-{n}") | dict(backend=backend, pairs=n, build_s=round(built, 1))
                 results.append(r)

@@ -20,13 +20,14 @@ Memory is flat in the window; only the labelled rows the bootstrap needs (24 byt
 counted one frame of the window: sqlite 100k 18.6 s / 666 MiB, 1M 48.1 s / 953 MiB; postgres 100k 21.5 s / 672 MiB,
 1M 86.6 s / 1,016 MiB. About 280 MiB of the peak is the command itself (imports, the model, its reference rows).
 """
-import argparse, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_model import BIN, add_arguments, describe_version, model_registry
 from procs import Postgres
+from stores import build_store, run_timed, stored_time
 
 DAYS = 60
 OUTCOME_SHARE = 1 / 3
@@ -50,63 +51,24 @@ def _inputs(rows: pd.DataFrame) -> list[str]:
     from loan_default.schema import FEATURES
     return [json.dumps(r) for r in json.loads(rows[FEATURES].to_json(orient="records"))]
 
-def store_batches(rows: pd.DataFrame, mv, n: int, batch: int = 100_000):
-    "`n` predictions (and a third of their outcomes) in batches: the real rows repeated, new ids, spread over `DAYS` days."
+def store_batches(rows: pd.DataFrame, mv, n: int, zoned: bool = False, batch: int = 100_000):
+    "`n` predictions (and a third of their outcomes) in batches: the real rows repeated, new ids, spread over `DAYS` days; times as the backend takes them."
     from loan_default.schema import TARGET
     inputs, start = _inputs(rows), pd.Timestamp("2026-09-01", tz="UTC")
-    step = pd.Timedelta(days=DAYS) / n
+    step, recorded = pd.Timedelta(days=DAYS) / n, stored_time(start + pd.Timedelta(days=DAYS + 90), zoned)
     for lo in range(0, n, batch):
         i = np.arange(lo, min(n, lo + batch)); k = i % len(rows)
-        at = [(start + step * int(j)).to_pydatetime() for j in i]
+        at = [stored_time(start + step * int(j), zoned) for j in i]
         preds = [(f"app-{j}", f"req-{j}", t, mv.name, str(mv.version), float(rows.probability_of_default[r]), int(rows.predicted_default[r]),
                   str(rows.decision[r]), inputs[r]) for j, r, t in zip(i, k, at)]
         known = i[(i % 3) == 0]
-        outs = [(f"app-{j}", int(rows[TARGET][j % len(rows)]), None, start.to_pydatetime() + pd.Timedelta(days=DAYS + 90)) for j in known]
-        yield preds, outs
-
-PRED_COLS = "application_id, request_id, scored_at, model_name, model_version, probability_of_default, predicted_default, decision, inputs"
-OUT_COLS = "application_id, loan_status, observed_at, recorded_at"
-
-def create_tables(url: str) -> None:
-    "The service's tables, created by the service's own schema."
-    import sqlalchemy as sa
-    from loan_default.serve import METADATA
-    engine = sa.create_engine(url); METADATA.create_all(engine); engine.dispose()
-
-def fill_sqlite(path: Path, batches) -> None:
-    import sqlite3
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for preds, outs in batches:
-            conn.executemany(f"insert into predictions ({PRED_COLS}) values (?,?,?,?,?,?,?,?,?)",
-                             [(*p[:2], p[2].strftime("%Y-%m-%d %H:%M:%S.%f"), *p[3:]) for p in preds])
-            conn.executemany(f"insert into outcomes ({OUT_COLS}) values (?,?,?,?)", [(*o[:3], o[3].strftime("%Y-%m-%d %H:%M:%S.%f")) for o in outs])
-
-def fill_postgres(url: str, batches) -> None:
-    import psycopg
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        for preds, outs in batches:
-            with conn.cursor().copy(f"COPY predictions ({PRED_COLS}) FROM STDIN") as cp:
-                for p in preds: cp.write_row(p)
-            with conn.cursor().copy(f"COPY outcomes ({OUT_COLS}) FROM STDIN") as cp:
-                for o in outs: cp.write_row(o)
-        conn.execute("ANALYZE")
+        yield {"predictions": preds, "outcomes": [(f"app-{j}", int(rows[TARGET][j % len(rows)]), None, recorded) for j in known]}
 
 def run_drift(url: str, uri: str, out: Path) -> dict:
-    "`loan-default drift --from-store` in its own process: seconds, peak memory (MiB), exit code, its summary line."
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    log = out.with_suffix(".log")
-    with open(log, "w") as f:
-        t = time.perf_counter()
-        proc = subprocess.Popen([str(BIN / "loan-default"), "drift", "--from-store", url, "--no-log", "--out", str(out)], env=env, stdout=f, stderr=f)
-        _, status, usage = os.wait4(proc.pid, 0)          # the child's own rusage: ru_maxrss is its VmHWM, in KiB
-        seconds = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    line = log.read_text().strip().splitlines()[-1:] or [""]
+    "`loan-default drift --from-store` in its own process: seconds, CPU seconds, peak memory (MiB), exit code, its summary line, and from its report the seconds of reading and counting and of each step."
+    r = run_timed([BIN / "loan-default", "drift", "--from-store", url, "--no-log", "--out", out], out.with_suffix(".log"), {**os.environ, "MLFLOW_TRACKING_URI": uri})
     report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
-    return dict(seconds=round(seconds, 1), cpu_s=round(usage.ru_utime + usage.ru_stime, 1), peak_mib=round(usage.ru_maxrss / 1024),
-                exit=proc.returncode, said=line[0][:160],
-                counting_s=report.get("seconds"), steps=report.get("timings"))   # the reading and counting alone, and per step
+    return r | dict(said=r["said"][:160], counting_s=report.get("seconds"), steps=report.get("timings"))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -126,11 +88,7 @@ def main():
         for n in a.sizes:
             for backend in a.backends:
                 t = time.perf_counter()
-                if backend == "sqlite":
-                    path = work / f"store-{n}.db"; path.unlink(missing_ok=True)
-                    url = f"sqlite:///{path}"; create_tables(url); fill_sqlite(path, store_batches(rows, mv, n))
-                else:
-                    url = pg.create_database(f"store_{n}"); create_tables(url); fill_postgres(url, store_batches(rows, mv, n))
+                url = build_store(backend, f"store_{n}", work, pg, store_batches(rows, mv, n, zoned=backend == "postgres"))
                 built = time.perf_counter() - t
                 r = run_drift(url, uri, work / f"drift-{backend}-{n}") | dict(backend=backend, predictions=n, build_s=round(built, 1))
                 results.append(r)
