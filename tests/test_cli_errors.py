@@ -129,7 +129,7 @@ def test_model_option_is_model_everywhere_and_name_still_works(tmp_path):
     "`--model` in the help of every command that takes a registered model; `--name` is hidden but still accepted."
     from loan_default.cli import cli
     takes_model = sorted(n for n, c in cli.commands.items() if any(p.name == "model_name" for p in c.params))
-    assert takes_model == ["drift", "promote", "register", "rollback", "score", "serve"]
+    assert takes_model == ["compare", "drift", "promote", "register", "rollback", "score", "serve"]
     for n in takes_model:
         text = run_cli(n, "--help", cwd=tmp_path).stdout
         assert "--model TEXT" in text and "--name" not in text, (n, text)
