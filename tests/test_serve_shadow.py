@@ -1,6 +1,7 @@
 """The shadow challenger (LD_SERVE_SHADOW_ALIAS) in a real service process (`loan-default serve` under uvicorn): every new
 application gets one champion row in `predictions` and one shadow row in `shadow_predictions` with the same id, replays
-add none; moving @production swaps the champion and moving @staging the shadow; a shadow that cannot load, or whose
+add none; `loan-default compare --from-store` on that store finds the swap counts both versions give offline on the same
+applications; moving @production swaps the champion and moving @staging the shadow; a shadow that cannot load, or whose
 alias does not exist, costs no request and shows on /model and /metrics; shutdown drains the shadow's queue.
 
 The registry is an embedded MLflow (SQLite) in a temporary folder with three versions of one model: 1 @production and
@@ -125,6 +126,26 @@ def test_one_champion_row_and_one_shadow_row_per_application(service, applicants
     assert [p["probability_of_default"] for p in batch["predictions"]] != [shadow[a][2] for a in ids]       # two different models
     assert service.metric('loan_default_shadow_rows_total{outcome="scored"}') == 351
     assert service.metric("loan_default_shadow_up") == 1 and service.metric("loan_default_shadow_model_version") == 2
+
+def test_compare_on_the_live_store_finds_the_offline_swaps(service, registry, applicants, tmp_path):
+    "What the service logged, read by `loan-default compare --from-store`: the swap counts both versions give offline on the same applications."
+    from conftest import run_cli
+    from loan_default.inference import model_version
+    from loan_default.serve import PredictRequest, applicant_columns
+    service.settled()
+    by_id = {f"one-{i}": applicants[i % len(applicants)] for i in range(300)} | {f"batch-{i}": applicants[i] for i in range(50)}
+    by_id["batch-new"] = applicants[60]
+    assert set(by_id) == set(service.rows("shadow_predictions"))          # the previous test's applications, each in both tables
+    columns = applicant_columns(PredictRequest.model_validate({"data": list(by_id.values())}).data)
+    champion, challenger = (model_version(NAME, version=v).score(columns).predicted for v in (1, 2))
+    offline = {"approve_to_decline": int(((champion == 0) & (challenger == 1)).sum()), "decline_to_approve": int(((champion == 1) & (challenger == 0)).sum())}
+    r = run_cli("compare", "--from-store", f"sqlite:///{service.store}", "--no-log", "--out", tmp_path / "cmp", cwd=tmp_path,
+                env={"MLFLOW_TRACKING_URI": registry[0], "LD_MODEL_NAME": NAME})
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "cmp" / "report.json").read_text())
+    assert (report["rows"], report["champion"], report["challenger"]) == (len(by_id), "1", "2")
+    assert {k: report["swap"][k] for k in offline} == offline, (report["swap"], offline)
+    assert sum(offline.values()) > 0                                       # two different models: swaps to find
 
 def test_moving_each_alias_swaps_the_right_model(service, registry, applicants):
     client = registry[1]
